@@ -1,0 +1,39 @@
+package sandbox
+
+import (
+	"fmt"
+	"strings"
+)
+
+// MaxNameLength bounds sandbox names so that "<endpoint>--<sandbox>" stays a
+// valid DNS label (63) with room for an endpoint name, and so that the name
+// fits in a Kubernetes namespace with a prefix.
+const MaxNameLength = 40
+
+// ValidateName checks a sandbox, endpoint, service or dependency name: a DNS
+// label of lowercase letters, digits and single hyphens. A double hyphen is
+// refused because hosts are "<endpoint>--<sandbox>.<domain>".
+func ValidateName(kind, name string, max int) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%s name is empty: use lowercase letters, digits and '-'", kind)
+	case len(name) > max:
+		return fmt.Errorf("%s name %q is %d characters long; the limit is %d", kind, name, len(name), max)
+	case strings.Contains(name, "--"):
+		return fmt.Errorf("%s name %q contains \"--\", which separates endpoint and sandbox in host names; use a single '-'", kind, name)
+	case name[0] == '-' || name[len(name)-1] == '-':
+		return fmt.Errorf("%s name %q must start and end with a letter or digit", kind, name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return fmt.Errorf("%s name %q has %q: use lowercase letters, digits and '-'", kind, name, r)
+		}
+	}
+	if name[0] >= '0' && name[0] <= '9' {
+		return fmt.Errorf("%s name %q must start with a letter", kind, name)
+	}
+	return nil
+}
+
+// ValidateSandboxName checks a sandbox name.
+func ValidateSandboxName(name string) error { return ValidateName("sandbox", name, MaxNameLength) }

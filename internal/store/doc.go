@@ -1,0 +1,8 @@
+// Package store owns Sandpit's persistent state: template versions,
+// sandboxes (spec and status), their event logs and the runtimes' handles.
+//
+// Store is the interface; adapters live in sub-packages (sqlite/ is the
+// embedded default) and must pass the conformance suite in storetest/, which
+// runs against real databases. The store knows the domain types of
+// internal/sandbox and nothing of runtimes, the reconciler or the API.
+package store

@@ -1,0 +1,95 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"sandpit.dev/sandpit/internal/sandbox"
+)
+
+// Sentinel errors. Adapters wrap them so callers can use errors.Is.
+var (
+	// ErrNotFound: no such template, version, sandbox or handle.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the name is taken, or a concurrent change won.
+	ErrConflict = errors.New("conflict")
+)
+
+// TemplateVersion is one stored version of a template. Versions are
+// immutable; applying changed content creates the next version.
+type TemplateVersion struct {
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+	// Source is the YAML exactly as applied.
+	Source []byte `json:"-"`
+	// Filename is the name the client read it from (for error positions).
+	Filename string `json:"filename"`
+	// BaseDir is the absolute directory relative source paths resolve
+	// against (the template file's directory on the server host).
+	BaseDir string `json:"base_dir,omitempty"`
+	// Digest is a hex SHA-256 over Source and BaseDir; equal digests mean an
+	// unchanged template.
+	Digest    string    `json:"digest"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by,omitempty"`
+}
+
+// ListOptions filters ListSandboxes. Zero values match everything.
+type ListOptions struct {
+	Template string
+	Phase    sandbox.Phase
+}
+
+// Store is Sandpit's persistent state. Every method is safe for concurrent
+// use. Methods that take a name or id return an error wrapping ErrNotFound
+// when nothing matches.
+type Store interface {
+	// ApplyTemplate stores tv (Name, Source, Filename, BaseDir, Digest,
+	// CreatedBy) as the next version of tv.Name unless the latest version
+	// has the same Digest. It returns the stored version (the existing one
+	// when unchanged) and whether a new version was created.
+	ApplyTemplate(ctx context.Context, tv TemplateVersion) (TemplateVersion, bool, error)
+	// GetTemplate returns one version; version 0 means the latest.
+	GetTemplate(ctx context.Context, name string, version int) (TemplateVersion, error)
+	// ListTemplates returns the latest version of every template, by name.
+	ListTemplates(ctx context.Context) ([]TemplateVersion, error)
+	// ListTemplateVersions returns every version of a template, oldest first.
+	ListTemplateVersions(ctx context.Context, name string) ([]TemplateVersion, error)
+
+	// CreateSandbox inserts sb. It fails with ErrConflict when the name is
+	// taken. It sets CreatedAt, UpdatedAt and Generation (1), and Status.Phase
+	// to Pending when empty; sb is updated in place.
+	CreateSandbox(ctx context.Context, sb *sandbox.Sandbox) error
+	GetSandbox(ctx context.Context, id string) (*sandbox.Sandbox, error)
+	GetSandboxByName(ctx context.Context, name string) (*sandbox.Sandbox, error)
+	// ListSandboxes returns sandboxes ordered by creation time, oldest first.
+	ListSandboxes(ctx context.Context, opts ListOptions) ([]*sandbox.Sandbox, error)
+	// UpdateSpec runs fn on the current spec inside a transaction and
+	// stores the result, bumping Generation, unless fn returns an error
+	// (which UpdateSpec returns unchanged).
+	UpdateSpec(ctx context.Context, id string, fn func(*sandbox.Spec) error) (*sandbox.Sandbox, error)
+	// UpdateStatus replaces the status. Only the reconciler calls it.
+	UpdateStatus(ctx context.Context, id string, st sandbox.Status) error
+	// DeleteSandbox removes the sandbox and its events.
+	DeleteSandbox(ctx context.Context, id string) error
+
+	// AppendEvent stores ev, assigning Seq (increasing across the store)
+	// and Time when zero, and returns it as stored.
+	AppendEvent(ctx context.Context, ev sandbox.Event) (sandbox.Event, error)
+	// ListEvents returns a sandbox's events with Seq > afterSeq, oldest
+	// first, at most limit (0 means no limit).
+	ListEvents(ctx context.Context, sandboxID string, afterSeq int64, limit int) ([]sandbox.Event, error)
+
+	// Handles are runtime-owned, serialised records of what a runtime made
+	// for a sandbox, so a restarted server can re-adopt it. They are keyed
+	// by sandbox id and outlive the sandbox row until the runtime deletes
+	// them.
+	SaveHandle(ctx context.Context, sandboxID, runtime string, data []byte) error
+	LoadHandle(ctx context.Context, sandboxID string) (runtime string, data []byte, err error)
+	DeleteHandle(ctx context.Context, sandboxID string) error
+	// ListHandles returns every handle of one runtime, by sandbox id.
+	ListHandles(ctx context.Context, runtime string) (map[string][]byte, error)
+
+	Close() error
+}

@@ -1,0 +1,240 @@
+package template
+
+import (
+	"fmt"
+	"time"
+)
+
+// APIVersion is the only template format version this build reads.
+const APIVersion = "sandpit/v1"
+
+// Template is a decoded, validated sandpit/v1 template. The YAML and JSON
+// field names are the format; the JSON Schema (Schema) is generated from
+// these types, so a doc comment on a field is its description for editors.
+type Template struct {
+	// APIVersion must be "sandpit/v1".
+	APIVersion string `yaml:"apiVersion" json:"apiVersion" jsonschema:"enum=sandpit/v1"`
+	// Name identifies the template; sandboxes are created from it by name.
+	Name string `yaml:"name" json:"name"`
+	// Description is free text shown in listings.
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+	// Source is where the code comes from; each sandbox gets its own
+	// checkout of it at the requested ref.
+	Source *Source `yaml:"source,omitempty" json:"source,omitempty"`
+	// Env is set for every service (a service's own env wins).
+	Env map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	// Services are the long-running programs of the sandbox.
+	Services map[string]*Service `yaml:"services" json:"services"`
+	// Dependencies are managed backing services, started per sandbox.
+	Dependencies map[string]*Dependency `yaml:"dependencies,omitempty" json:"dependencies,omitempty"`
+	// Endpoints are the named HTTP entry points of the sandbox, reachable at
+	// <endpoint>--<sandbox>.<domain>.
+	Endpoints map[string]*Endpoint `yaml:"endpoints,omitempty" json:"endpoints,omitempty"`
+	// Lifecycle is reserved: accepted and validated, enforced by a later
+	// release.
+	Lifecycle *Lifecycle `yaml:"lifecycle,omitempty" json:"lifecycle,omitempty"`
+	// Resources is reserved: accepted and validated, enforced by a later
+	// release.
+	Resources *Resources `yaml:"resources,omitempty" json:"resources,omitempty"`
+
+	// ServiceOrder, DependencyOrder and EndpointOrder keep declaration
+	// order, which listings and launch order follow where nothing else
+	// decides.
+	ServiceOrder    []string `yaml:"-" json:"-"`
+	DependencyOrder []string `yaml:"-" json:"-"`
+	EndpointOrder   []string `yaml:"-" json:"-"`
+
+	// File is the name errors are reported against.
+	File string `yaml:"-" json:"-"`
+	// positions maps a field path ("services.api.ports[0].name") to where
+	// it stands in the file.
+	positions map[string]Pos
+}
+
+// Source says where a sandbox's code comes from: exactly one of Git or Path.
+type Source struct {
+	// Git is a repository URL (anything `git clone` accepts).
+	Git string `yaml:"git,omitempty" json:"git,omitempty"`
+	// Path is a directory on the server host; relative paths are relative to
+	// the template file. With a ref and a git repository there, the ref is
+	// checked out; otherwise the directory is copied as it is.
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// Ref is the default ref when a sandbox names none.
+	Ref string `yaml:"ref,omitempty" json:"ref,omitempty"`
+}
+
+// RestartPolicy says what happens when a service's process exits.
+type RestartPolicy string
+
+const (
+	RestartAlways    RestartPolicy = "always"
+	RestartOnFailure RestartPolicy = "on-failure"
+	RestartNever     RestartPolicy = "never"
+)
+
+// Service is one long-running program.
+type Service struct {
+	// Build runs once per checkout (per commit), in the workdir, before the
+	// service starts. A shell command.
+	Build string `yaml:"build,omitempty" json:"build,omitempty"`
+	// Init runs once per sandbox after the service's `after` targets are
+	// ready and before it starts: migrations, seed scripts. If the server
+	// is interrupted while it runs it runs again, so make it idempotent.
+	Init string `yaml:"init,omitempty" json:"init,omitempty"`
+	// Run starts the service. A shell command; it must not daemonise.
+	Run string `yaml:"run" json:"run"`
+	// Image is used by the kubernetes runtime; the local runtime ignores it.
+	Image string `yaml:"image,omitempty" json:"image,omitempty"`
+	// Workdir is relative to the checkout (default: its root).
+	Workdir string `yaml:"workdir,omitempty" json:"workdir,omitempty"`
+	// Env for this service, on top of the template's env.
+	Env map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	// Ports the service listens on. Locally each gets a free port, handed
+	// to the service through ${ports.<name>}.
+	Ports []Port `yaml:"ports,omitempty" json:"ports,omitempty"`
+	// Ready says how to tell that the service is serving. Without it the
+	// service is ready once started.
+	Ready *Probe `yaml:"ready,omitempty" json:"ready,omitempty"`
+	// After lists services and dependencies that must be ready first.
+	After []string `yaml:"after,omitempty" json:"after,omitempty"`
+	// Restart is always (the default), on-failure or never.
+	Restart RestartPolicy `yaml:"restart,omitempty" json:"restart,omitempty" jsonschema:"enum=always,enum=on-failure,enum=never"`
+	// Files are rendered into the workdir before build, with the same
+	// ${...} interpolation as commands and env.
+	Files []File `yaml:"files,omitempty" json:"files,omitempty"`
+}
+
+// Port is a named port of a service.
+type Port struct {
+	// Name is how routes, probes and ${ports.<name>} refer to it.
+	Name string `yaml:"name" json:"name"`
+	// Port is the port the service uses in production (the kubernetes
+	// runtime's container port). The local runtime allocates its own.
+	Port int `yaml:"port,omitempty" json:"port,omitempty" jsonschema:"minimum=1,maximum=65535"`
+	// Protocol is http (the default) or tcp; only http ports can be routed.
+	Protocol string `yaml:"protocol,omitempty" json:"protocol,omitempty" jsonschema:"enum=http,enum=tcp"`
+}
+
+// Probe is a readiness check: exactly one of HTTP, TCP or Exec.
+type Probe struct {
+	HTTP *HTTPProbe `yaml:"http,omitempty" json:"http,omitempty"`
+	TCP  *TCPProbe  `yaml:"tcp,omitempty" json:"tcp,omitempty"`
+	Exec *ExecProbe `yaml:"exec,omitempty" json:"exec,omitempty"`
+	// Timeout bounds how long the service may take to become ready
+	// (default 2m).
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Interval is the longest wait between two checks (default 1s); checks
+	// start faster and back off to it.
+	Interval Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
+}
+
+// HTTPProbe is ready when GET Path on the named port answers 2xx or 3xx.
+type HTTPProbe struct {
+	Port string `yaml:"port" json:"port"`
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+}
+
+// TCPProbe is ready when the named port accepts a connection.
+type TCPProbe struct {
+	Port string `yaml:"port" json:"port"`
+}
+
+// ExecProbe is ready when Command (a shell command, run like the service)
+// exits 0.
+type ExecProbe struct {
+	Command string `yaml:"command" json:"command"`
+}
+
+// File is a file rendered into the service's workdir.
+type File struct {
+	// Path is relative to the workdir and must stay inside it.
+	Path string `yaml:"path" json:"path"`
+	// Content is interpolated like commands.
+	Content string `yaml:"content" json:"content"`
+	// Mode is an octal permission string (default "0644").
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty" jsonschema:"pattern=^0?[0-7]{3}$"`
+}
+
+// Dependency is a managed backing service.
+type Dependency struct {
+	// Type is the kind of dependency; "postgres" for now.
+	Type string `yaml:"type" json:"type" jsonschema:"enum=postgres"`
+	// Version is the major version, for example "15".
+	Version string `yaml:"version" json:"version"`
+	// Databases to create (default: one named after the dependency). The
+	// first is the one ${dependencies.<name>.url} names.
+	Databases []string `yaml:"databases,omitempty" json:"databases,omitempty"`
+	// Snapshot is reserved for data snapshots.
+	Snapshot string `yaml:"snapshot,omitempty" json:"snapshot,omitempty"`
+}
+
+// Endpoint is a named HTTP entry point routed by path prefix.
+type Endpoint struct {
+	// Routes are matched longest prefix first.
+	Routes []Route `yaml:"routes" json:"routes"`
+	// Access is reserved: private (the default), org or public.
+	Access string `yaml:"access,omitempty" json:"access,omitempty" jsonschema:"enum=private,enum=org,enum=public"`
+}
+
+// Route sends requests under Path to To ("service:port").
+type Route struct {
+	Path string `yaml:"path" json:"path"`
+	To   string `yaml:"to" json:"to"`
+}
+
+// Lifecycle is reserved for idle suspend, TTL, retention and pools.
+type Lifecycle struct {
+	TTL         Duration `yaml:"ttl,omitempty" json:"ttl,omitempty"`
+	IdleSuspend Duration `yaml:"idle_suspend,omitempty" json:"idle_suspend,omitempty"`
+	KeepFailed  Duration `yaml:"keep_failed,omitempty" json:"keep_failed,omitempty"`
+	Pool        *Pool    `yaml:"pool,omitempty" json:"pool,omitempty"`
+}
+
+// Pool is reserved for warm pools.
+type Pool struct {
+	Min int `yaml:"min" json:"min" jsonschema:"minimum=0"`
+}
+
+// Resources is reserved for resource classes.
+type Resources struct {
+	Class string `yaml:"class,omitempty" json:"class,omitempty"`
+}
+
+// Duration is a time.Duration written as Go duration text ("30s", "72h").
+type Duration time.Duration
+
+// D returns the duration as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText writes "72h0m0s"-style text.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText parses Go duration text.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration: write a number and a unit, like 30s, 10m or 72h", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("%q is negative: durations must be zero or more", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Pos is a place in a template file. Line and Column are 1-based.
+type Pos struct {
+	File   string
+	Line   int
+	Column int
+}
+
+func (p Pos) String() string {
+	if p.Line == 0 {
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column)
+}
