@@ -43,7 +43,7 @@ type Status struct {
 	Phase   Phase  `json:"phase"`
 	Message string `json:"message,omitempty"`
 	// ObservedGeneration is the Generation the status describes.
-	ObservedGeneration int64 `json:"observed_generation,omitempty"`
+	ObservedGeneration int64  `json:"observed_generation,omitempty"`
 	Runtime            string `json:"runtime,omitempty"`
 	// Git is the resolved source: the ref asked for and the commit found.
 	Ref string `json:"ref,omitempty"`
