@@ -80,7 +80,7 @@ type Runtime interface {
 // HandleStore persists runtime handles; the store implements it.
 type HandleStore interface {
 	SaveHandle(ctx context.Context, sandboxID, runtime string, data []byte) error
-	LoadHandle(ctx context.Context, sandboxID string) (runtime string, data []byte, err error)
+	LoadHandle(ctx context.Context, sandboxID string) (runtime string, data []byte, err error) // sandbox.ErrNotFound when missing
 	DeleteHandle(ctx context.Context, sandboxID string) error
 	ListHandles(ctx context.Context, runtime string) (map[string][]byte, error)
 }
@@ -156,5 +156,6 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
-// ErrNotFound reports an unknown sandbox, service or dependency.
-var ErrNotFound = errors.New("not found")
+// ErrNotFound reports an unknown sandbox, service or dependency (it is
+// sandbox.ErrNotFound, which HandleStore also returns for a missing handle).
+var ErrNotFound = sandbox.ErrNotFound

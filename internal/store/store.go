@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"sandpit.dev/sandpit/internal/sandbox"
@@ -11,9 +10,9 @@ import (
 // Sentinel errors. Adapters wrap them so callers can use errors.Is.
 var (
 	// ErrNotFound: no such template, version, sandbox or handle.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = sandbox.ErrNotFound
 	// ErrConflict: the name is taken, or a concurrent change won.
-	ErrConflict = errors.New("conflict")
+	ErrConflict = sandbox.ErrConflict
 )
 
 // TemplateVersion is one stored version of a template. Versions are
@@ -44,6 +43,11 @@ type ListOptions struct {
 // Store is Sandpit's persistent state. Every method is safe for concurrent
 // use. Methods that take a name or id return an error wrapping ErrNotFound
 // when nothing matches.
+//
+// Times are returned in UTC; adapters may keep only microseconds (as
+// PostgreSQL does), and what a write returns equals what later reads return.
+// List methods return empty, non-nil slices and maps when nothing matches.
+// The conformance suite in storetest checks all of this.
 type Store interface {
 	// ApplyTemplate stores tv (Name, Source, Filename, BaseDir, Digest,
 	// CreatedBy) as the next version of tv.Name unless the latest version
@@ -57,28 +61,34 @@ type Store interface {
 	// ListTemplateVersions returns every version of a template, oldest first.
 	ListTemplateVersions(ctx context.Context, name string) ([]TemplateVersion, error)
 
-	// CreateSandbox inserts sb. It fails with ErrConflict when the name is
-	// taken. It sets CreatedAt, UpdatedAt and Generation (1), and Status.Phase
-	// to Pending when empty; sb is updated in place.
+	// CreateSandbox inserts sb. It fails with ErrConflict when the name (or
+	// the id) is taken. It sets CreatedAt, UpdatedAt and Generation (1), and
+	// ID (sandbox.NewID) and Status.Phase (Pending) when empty; sb is updated
+	// in place, and only on success.
 	CreateSandbox(ctx context.Context, sb *sandbox.Sandbox) error
 	GetSandbox(ctx context.Context, id string) (*sandbox.Sandbox, error)
 	GetSandboxByName(ctx context.Context, name string) (*sandbox.Sandbox, error)
 	// ListSandboxes returns sandboxes ordered by creation time, oldest first.
 	ListSandboxes(ctx context.Context, opts ListOptions) ([]*sandbox.Sandbox, error)
 	// UpdateSpec runs fn on the current spec inside a transaction and
-	// stores the result, bumping Generation, unless fn returns an error
-	// (which UpdateSpec returns unchanged).
+	// stores the result, bumping Generation and UpdatedAt, unless fn returns
+	// an error (which UpdateSpec returns unchanged). fn must not call the
+	// Store: it runs while the write lock is held.
 	UpdateSpec(ctx context.Context, id string, fn func(*sandbox.Spec) error) (*sandbox.Sandbox, error)
-	// UpdateStatus replaces the status. Only the reconciler calls it.
+	// UpdateStatus replaces the status and sets UpdatedAt; Spec and
+	// Generation stay. Only the reconciler calls it.
 	UpdateStatus(ctx context.Context, id string, st sandbox.Status) error
 	// DeleteSandbox removes the sandbox and its events.
 	DeleteSandbox(ctx context.Context, id string) error
 
-	// AppendEvent stores ev, assigning Seq (increasing across the store)
-	// and Time when zero, and returns it as stored.
+	// AppendEvent stores ev, assigning Seq (increasing across the store,
+	// never reused even after deletes; a caller's Seq is ignored) and Time
+	// when zero, and returns it as stored. The sandbox must exist.
 	AppendEvent(ctx context.Context, ev sandbox.Event) (sandbox.Event, error)
 	// ListEvents returns a sandbox's events with Seq > afterSeq, oldest
-	// first, at most limit (0 means no limit).
+	// first, at most limit (0 means no limit). An unknown (or deleted)
+	// sandbox is ErrNotFound, so that a client tailing events learns it is
+	// gone.
 	ListEvents(ctx context.Context, sandboxID string, afterSeq int64, limit int) ([]sandbox.Event, error)
 
 	// Handles are runtime-owned, serialised records of what a runtime made

@@ -117,8 +117,11 @@ type Port struct {
 
 // Probe is a readiness check: exactly one of HTTP, TCP or Exec.
 type Probe struct {
+	// HTTP checks that a port answers HTTP requests.
 	HTTP *HTTPProbe `yaml:"http,omitempty" json:"http,omitempty"`
-	TCP  *TCPProbe  `yaml:"tcp,omitempty" json:"tcp,omitempty"`
+	// TCP checks that a port accepts connections.
+	TCP *TCPProbe `yaml:"tcp,omitempty" json:"tcp,omitempty"`
+	// Exec runs a command.
 	Exec *ExecProbe `yaml:"exec,omitempty" json:"exec,omitempty"`
 	// Timeout bounds how long the service may take to become ready
 	// (default 2m).
@@ -130,18 +133,22 @@ type Probe struct {
 
 // HTTPProbe is ready when GET Path on the named port answers 2xx or 3xx.
 type HTTPProbe struct {
+	// Port names one of the service's ports.
 	Port string `yaml:"port" json:"port"`
+	// Path is requested (default "/"); it starts with "/".
 	Path string `yaml:"path,omitempty" json:"path,omitempty"`
 }
 
 // TCPProbe is ready when the named port accepts a connection.
 type TCPProbe struct {
+	// Port names one of the service's ports.
 	Port string `yaml:"port" json:"port"`
 }
 
 // ExecProbe is ready when Command (a shell command, run like the service)
 // exits 0.
 type ExecProbe struct {
+	// Command is a shell command, interpolated like run.
 	Command string `yaml:"command" json:"command"`
 }
 
@@ -178,25 +185,33 @@ type Endpoint struct {
 
 // Route sends requests under Path to To ("service:port").
 type Route struct {
+	// Path is the path prefix to route; it starts with "/".
 	Path string `yaml:"path" json:"path"`
-	To   string `yaml:"to" json:"to"`
+	// To is "service:port", naming an http port of a service.
+	To string `yaml:"to" json:"to"`
 }
 
 // Lifecycle is reserved for idle suspend, TTL, retention and pools.
 type Lifecycle struct {
-	TTL         Duration `yaml:"ttl,omitempty" json:"ttl,omitempty"`
+	// TTL is how long a sandbox lives.
+	TTL Duration `yaml:"ttl,omitempty" json:"ttl,omitempty"`
+	// IdleSuspend suspends a sandbox after this long without requests.
 	IdleSuspend Duration `yaml:"idle_suspend,omitempty" json:"idle_suspend,omitempty"`
-	KeepFailed  Duration `yaml:"keep_failed,omitempty" json:"keep_failed,omitempty"`
-	Pool        *Pool    `yaml:"pool,omitempty" json:"pool,omitempty"`
+	// KeepFailed is how long a failed sandbox is kept for debugging.
+	KeepFailed Duration `yaml:"keep_failed,omitempty" json:"keep_failed,omitempty"`
+	// Pool keeps sandboxes ready to claim.
+	Pool *Pool `yaml:"pool,omitempty" json:"pool,omitempty"`
 }
 
 // Pool is reserved for warm pools.
 type Pool struct {
+	// Min is how many ready sandboxes to keep.
 	Min int `yaml:"min" json:"min" jsonschema:"minimum=0"`
 }
 
 // Resources is reserved for resource classes.
 type Resources struct {
+	// Class names a resource class, like small.
 	Class string `yaml:"class,omitempty" json:"class,omitempty"`
 }
 
@@ -232,9 +247,15 @@ type Pos struct {
 	Column int
 }
 
+// String formats "file:line:column", leaving out what is unknown: the YAML
+// parser reports no column for some syntax errors, and some problems
+// concern the whole file.
 func (p Pos) String() string {
-	if p.Line == 0 {
+	switch {
+	case p.Line == 0:
 		return p.File
+	case p.Column == 0:
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
 	}
 	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column)
 }

@@ -1,0 +1,146 @@
+// Command sandpit is Sandpit's single binary: the server (`sandpit serve`),
+// the client commands, and the per-service supervisor the server starts
+// (`sandpit shim`, hidden). It only reads flags, builds components and runs
+// them; the logic lives in internal/.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"sandpit.dev/sandpit/internal/cli"
+	"sandpit.dev/sandpit/internal/runtime/local/shim"
+	"sandpit.dev/sandpit/internal/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	// The shim is started by the server for every service: keep its path
+	// free of cobra and of signal handling meant for interactive use.
+	if len(os.Args) > 1 && os.Args[1] == "shim" {
+		os.Exit(shim.Main(os.Args[2:]))
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	env := cli.Env{
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
+		IsTerminal: func(w io.Writer) bool {
+			f, ok := w.(*os.File)
+			return ok && term.IsTerminal(int(f.Fd())) && os.Getenv("TERM") != "dumb"
+		},
+	}
+	root := cli.NewRoot(env, version, serveCmd(), shimCmd())
+	os.Exit(cli.Execute(ctx, root, os.Stderr))
+}
+
+// signalContext is cancelled by the first SIGINT/SIGTERM (graceful
+// shutdown); a second one exits at once.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-ch
+		cancel()
+		<-ch
+		fmt.Fprintln(os.Stderr, "forced exit")
+		os.Exit(130)
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}
+
+func serveCmd() *cobra.Command {
+	var cfg server.Config
+	var logFormat, logLevel string
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Sandpit server (API, reconciler, endpoint proxy)",
+		Long: `Run the Sandpit server: the HTTP API, the reconciler that launches and
+removes sandboxes, and the endpoint proxy that serves each sandbox's endpoints
+at <endpoint>--<sandbox>.<domain>. The embedded default needs nothing else:
+state goes to SQLite in the data dir and sandboxes run as local processes.
+
+On first start it writes an admin token to <data-dir>/admin.token (mode 0600);
+clients send it as a bearer token (the CLI reads it from there, or from
+$SANDPIT_TOKEN). When run as root, services and databases run as an
+unprivileged user (--run-as, created if missing), never as root.
+
+Stopping the server (Ctrl-C, SIGTERM) leaves sandboxes running; the next start
+re-adopts them and resumes any launch or deletion that was interrupted.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find the sandpit binary for service supervisors: %w", err)
+			}
+			if exe, err = filepath.EvalSymlinks(exe); err != nil {
+				return err
+			}
+			cfg.ShimCommand = []string{exe, "shim"}
+			cfg.Logger = log
+			cfg.Version = version
+			return server.Run(cmd.Context(), cfg)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", cli.DefaultDataDir(), "where state, sandboxes and the admin token live ($SANDPIT_DATA_DIR)")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:7700", "API address")
+	f.StringVar(&cfg.ProxyListen, "proxy-listen", "127.0.0.1:7701", "endpoint proxy address")
+	f.StringVar(&cfg.Domain, "domain", "localhost", "base domain of endpoint hosts (<endpoint>--<sandbox>.<domain>); *.localhost resolves to loopback in browsers")
+	f.StringVar(&cfg.RunAs, "run-as", "", "user services run as when the server is root (default \"sandpit\", created if missing)")
+	f.StringVar(&cfg.HomeDir, "home-dir", "", "HOME of services and builds, shared so build caches stay warm (default <data-dir>/home)")
+	f.StringVar(&cfg.PortRange, "port-range", "20000-29999", "loopback ports handed to services and databases")
+	f.IntVar(&cfg.Workers, "workers", 4, "sandboxes launched or deleted at once")
+	f.DurationVar(&cfg.StopTimeout, "stop-timeout", 10*time.Second, "grace period between a service's stop signal and SIGKILL")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return c
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid argument %q for --log-level: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("invalid argument %q for --log-format: use text or json", format)
+}
+
+// shimCmd documents the hidden supervisor entry point; main dispatches to it
+// before cobra runs.
+func shimCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "shim SPEC-FILE",
+		Short:  "Supervise one service (started by the server)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if code := shim.Main(args); code != 0 {
+				return fmt.Errorf("shim exited with code %d", code)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,178 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+
+	"sandpit.dev/sandpit/client"
+	"sandpit.dev/sandpit/internal/sandbox"
+	"sandpit.dev/sandpit/internal/store"
+	"sandpit.dev/sandpit/internal/template"
+)
+
+func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request) {
+	var req client.CreateSandboxRequest
+	if e := decodeJSON(w, r, &req); e != nil {
+		writeError(w, e)
+		return
+	}
+	if err := sandbox.ValidateSandboxName(req.Name); err != nil {
+		writeError(w, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: err.Error()})
+		return
+	}
+	if req.Template == "" {
+		writeError(w, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: "no template given", Hint: templateHint})
+		return
+	}
+	if err := validRef(req.Ref); err != nil {
+		writeError(w, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: err.Error()})
+		return
+	}
+	tv, err := s.cfg.Store.GetTemplate(r.Context(), req.Template, req.Version)
+	if err != nil {
+		writeError(w, storeError(err, templateHint))
+		return
+	}
+	t, err := template.Parse(tv.Filename, tv.Source)
+	if err != nil {
+		writeError(w, &client.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_template",
+			Message: fmt.Sprintf("template %s version %d no longer parses with this sandpit: %v", tv.Name, tv.Version, err),
+			Hint:    "apply a fixed version with `sandpit template apply -f FILE`"})
+		return
+	}
+	if req.Ref != "" && t.Source == nil {
+		writeError(w, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request",
+			Message: fmt.Sprintf("template %s has no source, so ref %q means nothing", t.Name, req.Ref), Hint: "drop --ref, or give the template a source"})
+		return
+	}
+	if err := t.ValidateSet(req.Set); err != nil {
+		e := templateError(err)
+		e.Code, e.Status = "invalid_request", http.StatusBadRequest
+		e.Message = "invalid --set overrides"
+		writeError(w, e)
+		return
+	}
+	sb := &sandbox.Sandbox{
+		ID:   sandbox.NewID(),
+		Name: req.Name,
+		Spec: sandbox.Spec{Template: tv.Name, TemplateVersion: tv.Version, Ref: req.Ref, Set: req.Set, CreatedBy: "admin"},
+	}
+	if err := s.cfg.Store.CreateSandbox(r.Context(), sb); err != nil {
+		hint := ""
+		if errors.Is(err, store.ErrConflict) {
+			hint = fmt.Sprintf("choose another name, or delete the existing one with `sandpit delete %s`", req.Name)
+			err = fmt.Errorf("sandbox %q already exists: %w", req.Name, store.ErrConflict)
+		}
+		writeError(w, storeError(err, hint))
+		return
+	}
+	msg := fmt.Sprintf("created from template %s version %d", tv.Name, tv.Version)
+	if req.Ref != "" {
+		msg += " at ref " + req.Ref
+	}
+	_, _ = s.cfg.Store.AppendEvent(r.Context(), sandbox.Event{SandboxID: sb.ID, Type: sandbox.EventNormal, Reason: sandbox.ReasonCreated, Message: msg})
+	s.log.Info("sandbox created", "sandbox", sb.Name, "id", sb.ID, "template", tv.Name, "version", tv.Version)
+	s.cfg.Enqueue(sb.ID)
+	s.cfg.Broker.Notify(sb.ID)
+	writeJSON(w, http.StatusCreated, sb)
+}
+
+func (s *Server) listSandboxes(w http.ResponseWriter, r *http.Request) {
+	opts := store.ListOptions{Template: r.URL.Query().Get("template")}
+	if p := r.URL.Query().Get("phase"); p != "" {
+		phase, err := sandbox.ParsePhase(p)
+		if err != nil {
+			writeError(w, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: err.Error()})
+			return
+		}
+		opts.Phase = phase
+	}
+	sbs, err := s.cfg.Store.ListSandboxes(r.Context(), opts)
+	if err != nil {
+		writeError(w, storeError(err, ""))
+		return
+	}
+	out := client.SandboxList{Items: []client.Sandbox{}}
+	for _, sb := range sbs {
+		out.Items = append(out.Items, *sb)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) sandboxByName(w http.ResponseWriter, r *http.Request) (*sandbox.Sandbox, bool) {
+	name := r.PathValue("name")
+	sb, err := s.cfg.Store.GetSandboxByName(r.Context(), name)
+	if err != nil {
+		hint := "`sandpit list` shows the sandboxes"
+		if errors.Is(err, store.ErrNotFound) {
+			err = fmt.Errorf("no sandbox named %q: %w", name, store.ErrNotFound)
+			if near := s.nearbyNames(r, name); len(near) > 0 {
+				hint = fmt.Sprintf("did you mean %s? %s", near[0], hint)
+			}
+		}
+		writeError(w, storeError(err, hint))
+		return nil, false
+	}
+	return sb, true
+}
+
+// nearbyNames suggests existing sandbox names that share a prefix with a
+// mistyped one.
+func (s *Server) nearbyNames(r *http.Request, name string) []string {
+	sbs, err := s.cfg.Store.ListSandboxes(r.Context(), store.ListOptions{})
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, sb := range sbs {
+		if n := commonPrefix(sb.Name, name); n >= 3 || (n > 0 && n == len(name)) {
+			out = append(out, sb.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func commonPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+func (s *Server) getSandbox(w http.ResponseWriter, r *http.Request) {
+	sb, ok := s.sandboxByName(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, sb)
+}
+
+func (s *Server) deleteSandbox(w http.ResponseWriter, r *http.Request) {
+	sb, ok := s.sandboxByName(w, r)
+	if !ok {
+		return
+	}
+	if !sb.Spec.Deleting() {
+		now := s.cfg.Now().UTC()
+		updated, err := s.cfg.Store.UpdateSpec(r.Context(), sb.ID, func(sp *sandbox.Spec) error {
+			if sp.DeletionRequestedAt == nil {
+				sp.DeletionRequestedAt = &now
+			}
+			return nil
+		})
+		if err != nil {
+			writeError(w, storeError(err, ""))
+			return
+		}
+		sb = updated
+		_, _ = s.cfg.Store.AppendEvent(r.Context(), sandbox.Event{SandboxID: sb.ID, Type: sandbox.EventNormal, Reason: sandbox.ReasonDeleting, Message: "deletion requested"})
+		s.log.Info("sandbox deletion requested", "sandbox", sb.Name, "id", sb.ID)
+	}
+	s.cfg.Enqueue(sb.ID)
+	s.cfg.Broker.Notify(sb.ID)
+	writeJSON(w, http.StatusAccepted, sb)
+}

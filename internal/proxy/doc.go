@@ -1,0 +1,27 @@
+// Package proxy is Sandpit's endpoint proxy: one listener that serves every
+// sandbox's endpoints at "<endpoint>--<sandbox>.<domain>", routing each
+// request by longest path prefix to the service behind the endpoint.
+//
+// It owns:
+//   - the routing Table, which the server updates when a sandbox's status
+//     changes and which the proxy reads lock-free on every request;
+//   - forwarding: a fast path for plain GET/HEAD/OPTIONS requests on its own
+//     upstream connection pool, and httputil.ReverseProxy for everything else
+//     (request bodies, websockets and other upgrades); both strip hop-by-hop
+//     and client-supplied X-Forwarded-* headers, set X-Forwarded-For, -Host
+//     and -Proto, keep the public Host, forward the path unchanged and flush
+//     streamed responses as they arrive;
+//   - the pages it answers by itself (unknown host, sandbox, endpoint or
+//     route; sandbox not ready; upstream down or slow), as HTML for browsers
+//     and JSON for everything else;
+//   - its metrics (sandpit_proxy_requests_total by code class and result,
+//     sandpit_proxy_upstream_header_seconds) and an activity hook.
+//
+// It does not decide anything about sandboxes: waking suspended ones,
+// recording activity and enforcing access belong to the server, which wires
+// them in through Config (OnRequest) and the Table. The server also owns the
+// listener; NewServer gives it an http.Server with limits suited to a proxy.
+//
+// It imports only internal/sandbox from this module, so that the API server,
+// the CLI's local mode and benchmarks can all embed it.
+package proxy

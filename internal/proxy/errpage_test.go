@@ -1,0 +1,126 @@
+package proxy
+
+import (
+	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sandpit.dev/sandpit/internal/sandbox"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// TestErrorPages renders every page the proxy answers by itself, for a
+// browser (HTML) and for everything else (JSON), against golden files.
+func TestErrorPages(t *testing.T) {
+	tbl := NewTable()
+	p := New(Config{Table: tbl, ResponseHeaderTimeout: 50 * time.Millisecond})
+	defer p.CloseIdleConnections()
+
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer hang.Close()
+
+	tbl.Set("shop", Target{Phase: sandbox.PhaseReady, Endpoints: []sandbox.EndpointStatus{
+		{Name: "app", Routes: []sandbox.Route{
+			{PathPrefix: "/api", Service: "api", Port: "http", Upstream: "127.0.0.1:1"}, // nothing listens on port 1
+			{PathPrefix: "/slow", Service: "slow", Port: "http", Upstream: hang.Listener.Addr().String()},
+			{PathPrefix: "/new", Service: "worker", Port: "metrics"}, // no address yet
+		}},
+		{Name: "admin", Routes: []sandbox.Route{{PathPrefix: "/", Service: "admin", Port: "http", Upstream: "127.0.0.1:1"}}},
+	}})
+	tbl.Set("starting", Target{Phase: sandbox.PhaseProvisioning, Message: "building api (go build ./cmd/api)"})
+	tbl.Set("pending", Target{Phase: sandbox.PhasePending})
+	tbl.Set("broken", Target{Phase: sandbox.PhaseFailed, Message: `service "api" exited with code 2: <panic> & "quotes"`})
+	tbl.Set("asleep", Target{Phase: sandbox.PhaseSuspended, Message: "idle for 30m"})
+	tbl.Set("going", Target{Phase: sandbox.PhaseDeleting})
+	tbl.Set("bare", Target{Phase: sandbox.PhaseReady})
+
+	cases := []struct {
+		name, host, path string
+		status           int
+	}{
+		{"missing_host", "", "/", 400},
+		{"foreign_host", "example.com:8080", "/", 404},
+		{"malformed_host", "shop.localhost:8080", "/", 400},
+		{"unknown_sandbox", "app--nope.localhost:8080", "/", 404},
+		{"not_ready_provisioning", "app--starting.localhost:8080", "/", 503},
+		{"not_ready_pending", "app--pending.localhost:8080", "/", 503},
+		{"not_ready_failed", "app--broken.localhost:8080", "/", 503},
+		{"not_ready_suspended", "app--asleep.localhost:8080", "/", 503},
+		{"not_ready_deleting", "app--going.localhost:8080", "/", 503},
+		{"unknown_endpoint", "web--shop.localhost:8080", "/", 404},
+		{"unknown_endpoint_none", "web--bare.localhost:8080", "/", 404},
+		{"no_route", "app--shop.localhost:8080", "/<script>alert(1)</script>", 404},
+		{"no_address", "app--shop.localhost:8080", "/new/x", 502},
+		{"upstream_down", "app--shop.localhost:8080", "/api/items", 502},
+		{"upstream_timeout", "app--shop.localhost:8080", "/slow", 504},
+	}
+	for _, c := range cases {
+		for _, format := range []string{"html", "json"} {
+			t.Run(c.name+"/"+format, func(t *testing.T) {
+				r := httptest.NewRequest("GET", "http://x"+strings.ReplaceAll(c.path, "<", "%3C"), nil)
+				r.Host = c.host
+				if format == "html" {
+					r.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+				} else {
+					r.Header.Set("Accept", "*/*")
+				}
+				w := httptest.NewRecorder()
+				p.ServeHTTP(w, r)
+				if w.Code != c.status {
+					t.Errorf("status %d, want %d", w.Code, c.status)
+				}
+				// JSON carries text as is; HTML must escape it.
+				if format == "html" && (strings.Contains(w.Body.String(), "<script>") || strings.Contains(w.Body.String(), "<panic>")) {
+					t.Errorf("unescaped markup in the page:\n%s", w.Body)
+				}
+				var b strings.Builder
+				fmt.Fprintf(&b, "HTTP %d\n", w.Code)
+				for _, k := range []string{"Content-Type", "Cache-Control", "Retry-After"} {
+					if v := w.Header().Get(k); v != "" {
+						fmt.Fprintf(&b, "%s: %s\n", k, v)
+					}
+				}
+				b.WriteString("\n")
+				b.WriteString(w.Body.String())
+				golden(t, filepath.Join("testdata", c.name+"."+format), b.String())
+			})
+		}
+	}
+}
+
+func TestHeadErrorPageHasNoBody(t *testing.T) {
+	p := New(Config{Table: NewTable()})
+	r := httptest.NewRequest("HEAD", "http://app--nope.localhost/", nil)
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, r)
+	if w.Code != 404 || w.Body.Len() != 0 || w.Header().Get("Content-Length") == "" {
+		t.Fatalf("HEAD: %d, body %q, Content-Length %q", w.Code, w.Body, w.Header().Get("Content-Length"))
+	}
+}
+
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/proxy -run %s -update to create it)", err, t.Name())
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the output (run with -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}

@@ -1,0 +1,296 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"sandpit.dev/sandpit/internal/api"
+	"sandpit.dev/sandpit/internal/notify"
+	"sandpit.dev/sandpit/internal/proxy"
+	"sandpit.dev/sandpit/internal/reconcile"
+	"sandpit.dev/sandpit/internal/runtime/local"
+	"sandpit.dev/sandpit/internal/runtime/local/proc"
+	"sandpit.dev/sandpit/internal/sandbox"
+	"sandpit.dev/sandpit/internal/store"
+	"sandpit.dev/sandpit/internal/store/sqlite"
+)
+
+// Config is `sandpit serve`'s configuration.
+type Config struct {
+	DataDir     string
+	Listen      string // API address
+	ProxyListen string // endpoint proxy address
+	Domain      string
+	RunAs       string
+	HomeDir     string
+	PortRange   string // "20000-29999"
+	Workers     int
+	StopTimeout time.Duration
+	// ShimCommand starts a shim (the sandpit binary and "shim").
+	ShimCommand []string
+	Logger      *slog.Logger
+	Version     string
+	// Started, if set, is called once both listeners accept connections.
+	Started func(Info)
+}
+
+// Info describes a started server.
+type Info struct {
+	APIURL    string
+	ProxyAddr string
+	DataDir   string
+	TokenFile string
+}
+
+// TokenFile is where the admin token lives in a data dir.
+func TokenFile(dataDir string) string { return filepath.Join(dataDir, "admin.token") }
+
+// Run serves until ctx ends, then shuts down gracefully: listeners close,
+// streams end, in-flight launches stop at a safe point (they resume on the
+// next start), and services keep running under their shims.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	unlock, err := lockDataDir(dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	token, err := loadOrCreateToken(TokenFile(dataDir))
+	if err != nil {
+		return err
+	}
+	lo, hi, err := parsePortRange(cfg.PortRange)
+	if err != nil {
+		return err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "sandpit.db"), log.With("component", "store"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	user, err := proc.ResolveUser(cfg.RunAs, true)
+	if err != nil {
+		return err
+	}
+	rt, err := local.New(ctx, local.Config{
+		DataDir: dataDir, HomeDir: cfg.HomeDir, User: user, ShimCommand: cfg.ShimCommand,
+		PortLow: lo, PortHigh: hi, Handles: st, Logger: log, StopTimeout: cfg.StopTimeout,
+	})
+	if err != nil {
+		return err
+	}
+
+	apiLn, err := listen(cfg.Listen, "--listen")
+	if err != nil {
+		return err
+	}
+	defer apiLn.Close()
+	proxyLn, err := listen(cfg.ProxyListen, "--proxy-listen")
+	if err != nil {
+		return err
+	}
+	defer proxyLn.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	domain := cfg.Domain
+	if domain == "" {
+		domain = "localhost"
+	}
+	proxyPort := proxyLn.Addr().(*net.TCPAddr).Port
+	endpointURL := func(sb, ep string) string {
+		host := ep + "--" + sb + "." + domain
+		if proxyPort != 80 {
+			host += ":" + strconv.Itoa(proxyPort)
+		}
+		return "http://" + host
+	}
+	table := proxy.NewTable()
+	broker := notify.New()
+	rec := reconcile.New(reconcile.Config{
+		Store: st, Runtime: rt, Logger: log, Workers: cfg.Workers, EndpointURL: endpointURL, Registerer: reg,
+		OnChange: func(sb *sandbox.Sandbox, gone bool) {
+			if gone {
+				table.Delete(sb.Name)
+			} else {
+				table.Set(sb.Name, proxy.TargetFromStatus(sb.Status))
+			}
+			broker.Notify(sb.ID)
+		},
+	})
+	sbs, err := st.ListSandboxes(ctx, store.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, sb := range sbs {
+		table.Set(sb.Name, proxy.TargetFromStatus(sb.Status))
+	}
+
+	streamsCtx, endStreams := context.WithCancel(context.Background())
+	defer endStreams()
+	apiHandler := api.New(api.Config{
+		Store: st, Runtime: rt, Enqueue: rec.Enqueue, Broker: broker, Logger: log, Token: token,
+		Gatherer: reg, Registerer: reg, Version: cfg.Version, BaseContext: streamsCtx,
+	})
+	apiSrv := &http.Server{
+		Handler:           apiHandler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	px := proxy.New(proxy.Config{Domain: domain, Table: table, Logger: log.With("component", "proxy"), Registerer: reg})
+	proxySrv := proxy.NewServer("", px)
+	proxySrv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	for _, s := range []*http.Server{apiSrv, proxySrv} {
+		s.RegisterOnShutdown(endStreams)
+	}
+
+	recCtx, stopRec := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		if err := rec.Run(recCtx); err != nil {
+			errc <- fmt.Errorf("reconciler: %w", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := apiSrv.Serve(apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("API server: %w", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := proxySrv.Serve(proxyLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("proxy: %w", err)
+		}
+	}()
+	info := Info{APIURL: "http://" + apiLn.Addr().String(), ProxyAddr: proxyLn.Addr().String(), DataDir: dataDir, TokenFile: TokenFile(dataDir)}
+	log.Info("sandpit serving", "api", info.APIURL, "proxy", info.ProxyAddr, "domain", domain, "data_dir", dataDir,
+		"runtime", rt.Name(), "run_as", user.Name, "sandboxes", len(sbs), "version", cfg.Version)
+	if cfg.Started != nil {
+		cfg.Started(info)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down (services keep running; a second signal forces)")
+	case runErr = <-errc:
+		log.Error("shutting down after a failure", "err", runErr)
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	endStreams()
+	_ = apiSrv.Shutdown(shutCtx)
+	_ = proxySrv.Shutdown(shutCtx)
+	px.CloseIdleConnections()
+	stopRec()
+	wg.Wait()
+	log.Info("stopped")
+	return runErr
+}
+
+func listen(addr, flag string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("cannot listen on %s: the address is in use (another sandpit serve?); choose another with %s", addr, flag)
+		}
+		return nil, fmt.Errorf("cannot listen on %s (%s): %w", addr, flag, err)
+	}
+	return ln, nil
+}
+
+func parsePortRange(s string) (int, int, error) {
+	if s == "" {
+		return 20000, 29999, nil
+	}
+	a, b, ok := strings.Cut(s, "-")
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || lo < 1024 || hi > 65535 || lo > hi {
+		return 0, 0, fmt.Errorf("--port-range %q: write LOW-HIGH with 1024 <= LOW <= HIGH <= 65535, e.g. 20000-29999", s)
+	}
+	return lo, hi, nil
+}
+
+// loadOrCreateToken returns the admin token, generating it (0600) on the
+// first start. It is never logged.
+func loadOrCreateToken(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		tok := strings.TrimSpace(string(b))
+		if len(tok) < 20 {
+			return "", fmt.Errorf("admin token in %s is too short (%d characters): delete the file to have a new one generated", path, len(tok))
+		}
+		if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(path, 0o600); err != nil {
+				return "", fmt.Errorf("restrict %s to its owner: %w", path, err)
+			}
+		}
+		return tok, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	var raw [24]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	tok := "spt_" + hex.EncodeToString(raw[:])
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("create admin token: %w", err)
+	}
+	if _, err := f.WriteString(tok + "\n"); err != nil {
+		f.Close()
+		return "", err
+	}
+	return tok, f.Close()
+}
+
+// lockDataDir makes sure one server at a time uses a data dir: two would
+// each believe they own every sandbox in it.
+func lockDataDir(dir string) (func(), error) {
+	path := filepath.Join(dir, "server.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		pid, _ := os.ReadFile(path)
+		f.Close()
+		return nil, fmt.Errorf("another sandpit server (pid %s) is using data dir %s: stop it, or give this one another --data-dir", strings.TrimSpace(string(pid)), dir)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() { f.Close() }, nil
+}
