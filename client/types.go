@@ -165,3 +165,13 @@ const (
 
 	ExecContentType = "application/vnd.sandpit.exec-stream"
 )
+
+// Phases, re-exported for programs that only import the client.
+const (
+	PhasePending      = sandbox.PhasePending
+	PhaseProvisioning = sandbox.PhaseProvisioning
+	PhaseReady        = sandbox.PhaseReady
+	PhaseSuspended    = sandbox.PhaseSuspended
+	PhaseDeleting     = sandbox.PhaseDeleting
+	PhaseFailed       = sandbox.PhaseFailed
+)

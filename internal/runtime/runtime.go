@@ -20,7 +20,8 @@ type Instance struct {
 	BaseDir string
 	// Ref is the requested git ref; empty means the template's default.
 	Ref string
-	// Set holds validated --set overrides (template.ApplySet keys).
+	// Set holds the --set overrides (already applied to Template with
+	// template.WithSet; kept for display).
 	Set map[string]string
 	// EndpointURLs maps endpoint name to its public URL, for
 	// ${endpoints.<name>.url}.

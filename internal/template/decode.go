@@ -509,7 +509,6 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, p fieldPath, hintKey 
 	}
 	kind := entityKinds[elem]
 	m := reflect.MakeMap(v.Type())
-	v.Set(m)
 	order := []string{}
 	for _, e := range d.entries(n, p) {
 		ep := p.field(e.name)
@@ -522,26 +521,47 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, p fieldPath, hintKey 
 		ev := reflect.New(elem).Elem()
 		before := len(d.errs)
 		d.decode(e.value, ev, ep, kpos, "")
-		if kind == "service" && len(d.errs) > before && d.bad[ep.full] {
-			d.misindentHint(e, before)
+		if kind == "service" && len(d.errs) > before {
+			d.misindentHint(e, ep, before)
 		}
 		m.SetMapIndex(reflect.ValueOf(e.name), ev)
+	}
+	if m.Len() > 0 {
+		// An empty mapping stays nil, like an absent one, so that both mean
+		// the same to every reader of the template.
+		v.Set(m)
 	}
 	d.orders[p.full] = order
 }
 
 // misindentHint helps with the commonest YAML slip: a service's field
-// indented one level too little, so it reads as a service of its own.
-func (d *decoder) misindentHint(e entry, from int) {
+// indented one level too little, so it reads as a service of its own. When
+// the entry named like a field failed to decode, its first error says so.
+func (d *decoder) misindentHint(e entry, p fieldPath, from int) {
 	if structFields(serviceType).byName[e.name] == nil {
 		return
 	}
-	for _, err := range d.errs[from:] {
-		if err.Pos == d.pos(resolve(e.value)) {
-			err.Msg += fmt.Sprintf(`; if %q belongs to the service above, indent it under that service`, e.name)
+	first := d.errs[from]
+	if d.bad[p.full] {
+		first.Msg = fmt.Sprintf("%q here is read as a service named %q, but its value is %s, not a mapping of service fields; if %q belongs to the service above, indent it under that service",
+			e.name, e.name, describeNode(resolve(e.value)), e.name)
+		return
+	}
+	// A mapping none of whose keys is a service field is the service's own
+	// env (or similar) slipped left: one message says it better than an
+	// "unknown field" per key and a missing run.
+	v := resolve(e.value)
+	if v.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i < len(v.Content); i += 2 {
+		if structFields(serviceType).byName[resolve(v.Content[i]).Value] != nil {
 			return
 		}
 	}
+	d.errs = d.errs[:from]
+	d.errorf(d.pos(e.key), p, "%q here is read as a service named %q, but none of its keys are service fields; if %q belongs to the service above, indent it under that service",
+		e.name, e.name, e.name)
 }
 
 func resolve(n *yaml.Node) *yaml.Node {
@@ -567,6 +587,9 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, p fieldPath, hintKe
 		}
 		d.wrongKind(n, p, expect)
 		return
+	}
+	if len(n.Content) == 0 {
+		return // nil, like an absent list
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, el := range n.Content {
@@ -603,7 +626,7 @@ func (d *decoder) entries(n *yaml.Node, p fieldPath) []entry {
 			continue
 		}
 		if prev, dup := first[rk.Value]; dup {
-			d.errorf(d.pos(k), p.field(rk.Value), "duplicate key %q in %s (first at line %d): YAML keeps only one of them, so remove or rename one", rk.Value, p, prev.Line)
+			d.errorf(d.pos(k), p.field(rk.Value), "duplicate key %q in %s: it is already at line %d; keep one of the two", rk.Value, p, prev.Line)
 			continue
 		}
 		first[rk.Value] = k

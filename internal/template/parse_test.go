@@ -55,7 +55,7 @@ func TestErrors(t *testing.T) {
 			if !errors.As(err, &list) {
 				t.Fatalf("error is %T, want *ErrorList", err)
 			}
-			lines := len(lineEnds(data))
+			lines := len(lineEnds(utf16ToUTF8(data)))
 			for _, e := range *list {
 				if e.Pos.File != filepath.Base(file) {
 					t.Errorf("error %q names file %q", e, e.Pos.File)

@@ -1,12 +1,14 @@
 package template
 
 import (
+	"encoding/binary"
 	"fmt"
 	"path"
 	"reflect"
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf16"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -17,6 +19,7 @@ import (
 // applied.
 func Parse(filename string, data []byte) (*Template, error) {
 	fail := func(e *Error) (*Template, error) { return nil, &ErrorList{e} }
+	data = utf16ToUTF8(data)
 	docs, err := readDocuments(data)
 	if err != nil {
 		return fail(syntaxError(filename, data, err))
@@ -78,6 +81,28 @@ func futureVersion(d *decoder, root *yaml.Node) *Error {
 		}
 	}
 	return nil
+}
+
+// utf16ToUTF8 transcodes UTF-16 text (which YAML allows, marked by a byte
+// order mark) to UTF-8, so that the lines this package counts are the
+// lines yaml.v3 counts. Anything else is returned as it is.
+func utf16ToUTF8(data []byte) []byte {
+	var order binary.ByteOrder
+	switch {
+	case len(data) < 2 || len(data)%2 != 0:
+		return data
+	case data[0] == 0xFF && data[1] == 0xFE:
+		order = binary.LittleEndian
+	case data[0] == 0xFE && data[1] == 0xFF:
+		order = binary.BigEndian
+	default:
+		return data
+	}
+	units := make([]uint16, 0, len(data)/2-1)
+	for i := 2; i < len(data); i += 2 {
+		units = append(units, order.Uint16(data[i:]))
+	}
+	return []byte(string(utf16.Decode(units)))
 }
 
 // lineEnds returns the byte offset just past each line of data, the last
