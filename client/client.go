@@ -133,7 +133,8 @@ func (c *Client) ApplyTemplate(ctx context.Context, req ApplyTemplateRequest) (*
 // ListTemplates lists the latest version of each template.
 func (c *Client) ListTemplates(ctx context.Context) ([]TemplateInfo, error) {
 	var out TemplateList
-	return out.Items, c.do(ctx, http.MethodGet, "/api/v1/templates", nil, nil, &out)
+	err := c.do(ctx, http.MethodGet, "/api/v1/templates", nil, nil, &out)
+	return out.Items, err
 }
 
 // GetTemplate returns one version (0 for the latest) with its source.
@@ -149,7 +150,8 @@ func (c *Client) GetTemplate(ctx context.Context, name string, version int) (*Te
 // ListTemplateVersions lists every version of a template.
 func (c *Client) ListTemplateVersions(ctx context.Context, name string) ([]TemplateInfo, error) {
 	var out TemplateList
-	return out.Items, c.do(ctx, http.MethodGet, "/api/v1/templates/"+url.PathEscape(name)+"/versions", nil, nil, &out)
+	err := c.do(ctx, http.MethodGet, "/api/v1/templates/"+url.PathEscape(name)+"/versions", nil, nil, &out)
+	return out.Items, err
 }
 
 // CreateSandbox asks for a sandbox; it is launched in the background.
@@ -174,7 +176,8 @@ func (c *Client) ListSandboxes(ctx context.Context, opts ListOptions) ([]Sandbox
 		q.Set("phase", opts.Phase)
 	}
 	var out SandboxList
-	return out.Items, c.do(ctx, http.MethodGet, "/api/v1/sandboxes", q, nil, &out)
+	err := c.do(ctx, http.MethodGet, "/api/v1/sandboxes", q, nil, &out)
+	return out.Items, err
 }
 
 // GetSandbox returns one sandbox.
@@ -189,11 +192,25 @@ func (c *Client) DeleteSandbox(ctx context.Context, name string) (*Sandbox, erro
 	return &out, c.do(ctx, http.MethodDelete, "/api/v1/sandboxes/"+url.PathEscape(name), nil, nil, &out)
 }
 
-// Events returns a sandbox's events after seq.
+// Events returns a sandbox's events after seq, all of them: the server
+// answers in pages, which Events reads until one is empty.
 func (c *Client) Events(ctx context.Context, name string, after int64) ([]Event, error) {
-	var out EventList
-	q := url.Values{"after": {strconv.FormatInt(after, 10)}}
-	return out.Items, c.do(ctx, http.MethodGet, "/api/v1/sandboxes/"+url.PathEscape(name)+"/events", q, nil, &out)
+	var all []Event
+	for {
+		var out EventList
+		q := url.Values{"after": {strconv.FormatInt(after, 10)}}
+		if err := c.do(ctx, http.MethodGet, "/api/v1/sandboxes/"+url.PathEscape(name)+"/events", q, nil, &out); err != nil {
+			return all, err
+		}
+		if len(out.Items) == 0 {
+			if all == nil {
+				all = []Event{}
+			}
+			return all, nil
+		}
+		all = append(all, out.Items...)
+		after = out.Items[len(out.Items)-1].Seq
+	}
 }
 
 // WatchHandler receives a watch's messages. Returning ErrStopWatch ends the

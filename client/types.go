@@ -19,13 +19,15 @@ type Phase = sandbox.Phase
 
 // TemplateInfo describes one version of a template.
 type TemplateInfo struct {
-	Name         string    `json:"name"`
-	Version      int       `json:"version"`
-	Description  string    `json:"description,omitempty"`
-	Digest       string    `json:"digest"`
-	Filename     string    `json:"filename"`
-	BaseDir      string    `json:"base_dir,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
+	Name        string `json:"name"`
+	Version     int    `json:"version"`
+	Description string `json:"description,omitempty"`
+	Digest      string `json:"digest"`
+	Filename    string `json:"filename"`
+	BaseDir     string `json:"base_dir,omitempty"`
+	// CreatedAt is when the version was stored (absent from a dry run of
+	// a new version).
+	CreatedAt    time.Time `json:"created_at,omitzero"`
 	CreatedBy    string    `json:"created_by,omitempty"`
 	Services     []string  `json:"services"`
 	Dependencies []string  `json:"dependencies"`

@@ -1,27 +1,24 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/invopop/jsonschema"
 
 	"sandpit.dev/sandpit/client"
 )
 
-var (
-	openapiOnce sync.Once
-	openapiDoc  map[string]any
-)
-
 // openapi serves an OpenAPI 3.1 document built from the route table and the
 // wire types, so it always describes what this binary serves.
 func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
-	openapiOnce.Do(func() { openapiDoc = s.buildOpenAPI() })
-	writeJSON(w, http.StatusOK, openapiDoc)
+	s.openapiOnce.Do(func() { s.openapiDoc = s.buildOpenAPI() })
+	writeJSON(w, http.StatusOK, s.openapiDoc)
 }
 
 var pathParam = regexp.MustCompile(`\{([a-z]+)\}`)
@@ -51,12 +48,15 @@ func (s *Server) buildOpenAPI() map[string]any {
 		for _, m := range pathParam.FindAllStringSubmatch(rt.path, -1) {
 			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 		}
+		for _, q := range rt.query {
+			params = append(params, map[string]any{"name": q.name, "in": "query", "description": q.desc, "schema": map[string]any{"type": q.typ}})
+		}
 		if len(params) > 0 {
 			op["parameters"] = params
 		}
 		if rt.request != nil {
 			ct := "application/json"
-			if rt.stream == "application/vnd.sandpit.exec-stream" {
+			if rt.stream == client.ExecContentType {
 				ct = rt.stream
 			}
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{ct: map[string]any{"schema": schemaOf(rt.request)}}}
@@ -66,11 +66,21 @@ func (s *Server) buildOpenAPI() map[string]any {
 			content["application/json"] = map[string]any{"schema": schemaOf(rt.response)}
 		}
 		if rt.stream != "" {
-			content[rt.stream] = map[string]any{}
+			media := map[string]any{}
+			if rt.streamItem != nil {
+				media["schema"] = schemaOf(rt.streamItem)
+			}
+			content[rt.stream] = media
 		}
 		responses := map[string]any{
-			"200":     map[string]any{"description": "OK", "content": content},
 			"default": map[string]any{"description": "An error", "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/ErrorBody"}}}},
+		}
+		statuses := rt.status
+		if len(statuses) == 0 {
+			statuses = []int{http.StatusOK}
+		}
+		for _, code := range statuses {
+			responses[strconv.Itoa(code)] = map[string]any{"description": http.StatusText(code), "content": content}
 		}
 		op["responses"] = responses
 		if !rt.public {
@@ -90,10 +100,27 @@ func (s *Server) buildOpenAPI() map[string]any {
 		},
 		"paths": paths,
 		"components": map[string]any{
-			"schemas":         schemas,
+			// The reflector points references at its own "#/$defs/";
+			// here the definitions live in components/schemas.
+			"schemas":         componentSchemas(schemas),
 			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer"}},
 		},
 	}
+}
+
+// componentSchemas returns the reflected definitions with their references
+// moved from "#/$defs/NAME" to "#/components/schemas/NAME".
+func componentSchemas(schemas map[string]any) map[string]any {
+	b, err := json.Marshal(schemas)
+	if err != nil {
+		panic("openapi: encode schemas: " + err.Error())
+	}
+	b = bytes.ReplaceAll(b, []byte(`"#/$defs/`), []byte(`"#/components/schemas/`))
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic("openapi: decode schemas: " + err.Error())
+	}
+	return out
 }
 
 func operationID(method, path string) string {

@@ -26,13 +26,17 @@ func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: "no template given", Hint: templateHint})
 		return
 	}
+	if req.Version < 0 {
+		writeError(w, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: fmt.Sprintf("template version %d is not a version: versions count from 1 (0 or none means the latest)", req.Version)})
+		return
+	}
 	if err := validRef(req.Ref); err != nil {
 		writeError(w, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: err.Error()})
 		return
 	}
 	tv, err := s.cfg.Store.GetTemplate(r.Context(), req.Template, req.Version)
 	if err != nil {
-		writeError(w, storeError(err, templateHint))
+		writeError(w, s.templateLookupError(r, err, req.Template, req.Version))
 		return
 	}
 	t, err := template.Parse(tv.Filename, tv.Source)
@@ -60,12 +64,12 @@ func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request) {
 		Spec: sandbox.Spec{Template: tv.Name, TemplateVersion: tv.Version, Ref: req.Ref, Set: req.Set, CreatedBy: "admin"},
 	}
 	if err := s.cfg.Store.CreateSandbox(r.Context(), sb); err != nil {
-		hint := ""
+		e := storeError(err, "")
 		if errors.Is(err, store.ErrConflict) {
-			hint = fmt.Sprintf("choose another name, or delete the existing one with `sandpit delete %s`", req.Name)
-			err = fmt.Errorf("sandbox %q already exists: %w", req.Name, store.ErrConflict)
+			e.Message = fmt.Sprintf("a sandbox named %q already exists", req.Name)
+			e.Hint = fmt.Sprintf("choose another name, or delete the existing one with `sandpit delete %s --wait`", req.Name)
 		}
-		writeError(w, storeError(err, hint))
+		writeError(w, e)
 		return
 	}
 	msg := fmt.Sprintf("created from template %s version %d", tv.Name, tv.Version)
@@ -105,14 +109,15 @@ func (s *Server) sandboxByName(w http.ResponseWriter, r *http.Request) (*sandbox
 	name := r.PathValue("name")
 	sb, err := s.cfg.Store.GetSandboxByName(r.Context(), name)
 	if err != nil {
-		hint := "`sandpit list` shows the sandboxes"
+		e := storeError(err, "")
 		if errors.Is(err, store.ErrNotFound) {
-			err = fmt.Errorf("no sandbox named %q: %w", name, store.ErrNotFound)
+			e.Message = fmt.Sprintf("no sandbox named %q", name)
+			e.Hint = "`sandpit list` shows the sandboxes"
 			if near := s.nearbyNames(r, name); len(near) > 0 {
-				hint = fmt.Sprintf("did you mean %s? %s", near[0], hint)
+				e.Hint = fmt.Sprintf("did you mean %s? %s", near[0], e.Hint)
 			}
 		}
-		writeError(w, storeError(err, hint))
+		writeError(w, e)
 		return nil, false
 	}
 	return sb, true

@@ -6,9 +6,12 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +60,14 @@ type Server struct {
 	mux       *http.ServeMux
 	tokenHash [32]byte
 	requests  *prometheus.CounterVec
+	// paths matches a request's path against the routes whatever its
+	// method, and allowed lists each route path's methods: together they
+	// tell "wrong method" (405) from "no such path" (404).
+	paths   *http.ServeMux
+	allowed map[string][]string
+
+	openapiOnce sync.Once
+	openapiDoc  map[string]any
 }
 
 // New returns the API handler.
@@ -76,7 +87,7 @@ func New(cfg Config) *Server {
 	if cfg.Broker == nil {
 		cfg.Broker = notify.New()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux(), paths: http.NewServeMux(), allowed: map[string][]string{}}
 	s.tokenHash = sha256.Sum256([]byte(cfg.Token))
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sandpit_api_requests_total",
@@ -95,30 +106,37 @@ type route struct {
 	method, path string
 	public       bool
 	summary      string
-	request      any
-	response     any
+	status       []int // success statuses (default 200)
+	query        []param
+	request      any    // JSON request body
+	response     any    // JSON answer
 	stream       string // content type of a streaming answer
+	streamItem   any    // what a streaming answer carries (NDJSON lines, the exec result frame)
 	handler      http.HandlerFunc
 }
 
 func (s *Server) table() []route {
+	follow := param{"follow", "boolean", "with true, keep the response open and stream what comes"}
 	return []route{
 		{method: "GET", path: "/healthz", public: true, summary: "Liveness and version", response: client.Health{}, handler: s.health},
 		{method: "GET", path: "/api/v1/openapi.json", public: true, summary: "This document", handler: s.openapi},
 		{method: "GET", path: "/metrics", summary: "Prometheus metrics", stream: "text/plain", handler: s.metrics},
-		{method: "POST", path: "/api/v1/templates", summary: "Apply (validate and store) a template; a changed template becomes a new version", request: client.ApplyTemplateRequest{}, response: client.ApplyTemplateResponse{}, handler: s.applyTemplate},
+		{method: "POST", path: "/api/v1/templates", summary: "Apply (validate and store) a template; a changed template becomes a new version (201), an unchanged one is not stored again (200)", status: []int{http.StatusCreated, http.StatusOK}, request: client.ApplyTemplateRequest{}, response: client.ApplyTemplateResponse{}, handler: s.applyTemplate},
 		{method: "GET", path: "/api/v1/templates", summary: "List templates (latest versions)", response: client.TemplateList{}, handler: s.listTemplates},
-		{method: "GET", path: "/api/v1/templates/{name}", summary: "Get a template version with its source (?version=N, default latest)", response: client.TemplateInfo{}, handler: s.getTemplate},
+		{method: "GET", path: "/api/v1/templates/{name}", summary: "Get a template version with its source", query: []param{{"version", "integer", "version to get (default: the latest)"}}, response: client.TemplateInfo{}, handler: s.getTemplate},
 		{method: "GET", path: "/api/v1/templates/{name}/versions", summary: "List a template's versions", response: client.TemplateList{}, handler: s.listTemplateVersions},
-		{method: "POST", path: "/api/v1/sandboxes", summary: "Create a sandbox; it launches in the background", request: client.CreateSandboxRequest{}, response: client.Sandbox{}, handler: s.createSandbox},
-		{method: "GET", path: "/api/v1/sandboxes", summary: "List sandboxes (?template=, ?phase=)", response: client.SandboxList{}, handler: s.listSandboxes},
+		{method: "POST", path: "/api/v1/sandboxes", summary: "Create a sandbox; it launches in the background", status: []int{http.StatusCreated}, request: client.CreateSandboxRequest{}, response: client.Sandbox{}, handler: s.createSandbox},
+		{method: "GET", path: "/api/v1/sandboxes", summary: "List sandboxes", query: []param{{"template", "string", "only sandboxes of this template"}, {"phase", "string", "only sandboxes in this phase"}}, response: client.SandboxList{}, handler: s.listSandboxes},
 		{method: "GET", path: "/api/v1/sandboxes/{name}", summary: "Get a sandbox", response: client.Sandbox{}, handler: s.getSandbox},
-		{method: "DELETE", path: "/api/v1/sandboxes/{name}", summary: "Delete a sandbox; it goes in the background", response: client.Sandbox{}, handler: s.deleteSandbox},
-		{method: "GET", path: "/api/v1/sandboxes/{name}/events", summary: "A sandbox's events (?after=SEQ); with ?follow=true a text/event-stream of event, sandbox and deleted messages", response: client.EventList{}, stream: "text/event-stream", handler: s.events},
-		{method: "GET", path: "/api/v1/sandboxes/{name}/logs", summary: "Service logs as NDJSON lines (?service=, ?tail=N, ?follow=true)", response: client.LogLine{}, stream: "application/x-ndjson", handler: s.logs},
-		{method: "POST", path: "/api/v1/sandboxes/{name}/exec", summary: "Run a command in a service's environment; request and answer are " + client.ExecContentType + " frame streams", request: client.ExecRequest{}, response: client.ExecResult{}, stream: client.ExecContentType, handler: s.exec},
+		{method: "DELETE", path: "/api/v1/sandboxes/{name}", summary: "Delete a sandbox; it goes in the background", status: []int{http.StatusAccepted}, response: client.Sandbox{}, handler: s.deleteSandbox},
+		{method: "GET", path: "/api/v1/sandboxes/{name}/events", summary: "A sandbox's events; with follow=true a text/event-stream of event, sandbox and deleted messages", query: []param{{"after", "integer", "only events with a larger seq"}, follow}, response: client.EventList{}, stream: "text/event-stream", handler: s.events},
+		{method: "GET", path: "/api/v1/sandboxes/{name}/logs", summary: "Service logs as NDJSON lines (LogLine)", query: []param{{"service", "string", "only this service or dependency"}, {"tail", "integer", "only the last N lines of history"}, follow}, stream: "application/x-ndjson", streamItem: client.LogLine{}, handler: s.logs},
+		{method: "POST", path: "/api/v1/sandboxes/{name}/exec", summary: "Run a command in a service's environment; request and answer are " + client.ExecContentType + " frame streams (a start frame with an ExecRequest, stdin frames; stdout, stderr and an exit frame with an ExecResult)", request: client.ExecRequest{}, stream: client.ExecContentType, streamItem: client.ExecResult{}, handler: s.exec},
 	}
 }
+
+// param is a query parameter of a route.
+type param struct{ name, typ, desc string }
 
 func (s *Server) routes() {
 	for _, rt := range s.table() {
@@ -127,10 +145,28 @@ func (s *Server) routes() {
 			h = s.auth(h)
 		}
 		s.mux.Handle(rt.method+" "+rt.path, s.count(rt.method+" "+rt.path, h))
+		if s.allowed[rt.path] == nil {
+			s.paths.Handle(rt.path, http.NotFoundHandler())
+		}
+		s.allowed[rt.path] = append(s.allowed[rt.path], rt.method)
+		sort.Strings(s.allowed[rt.path])
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/" {
+		if r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			writeJSON(w, http.StatusOK, map[string]string{"name": "sandpit", "version": s.cfg.Version, "api": "/api/v1", "openapi": "/api/v1/openapi.json"})
+			return
+		}
+		// The catch-all pattern matches every method, so the mux never
+		// answers 405 itself.
+		allow := ""
+		if r.URL.Path == "/" {
+			allow = "GET"
+		} else if _, pattern := s.paths.Handler(r); pattern != "" {
+			allow = strings.Join(s.allowed[pattern], ", ")
+		}
+		if allow != "" {
+			w.Header().Set("Allow", allow)
+			writeError(w, &client.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: r.Method + " is not allowed on " + r.URL.Path + "; use " + allow, Hint: "see /api/v1/openapi.json for the API"})
 			return
 		}
 		writeError(w, &client.Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such API path: " + r.Method + " " + r.URL.Path, Hint: "see /api/v1/openapi.json for the API"})
@@ -148,14 +184,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // constant time, so neither the token nor its length leaks through timing.
 func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || tok == "" {
+		// The scheme is case-insensitive (RFC 9110, section 11.1).
+		scheme, tok, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+		tok = strings.TrimSpace(tok)
+		if !strings.EqualFold(scheme, "Bearer") || tok == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sandpit"`)
 			writeError(w, &client.Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "this API needs a bearer token",
 				Hint: "set SANDPIT_TOKEN (the server wrote one to admin.token in its data dir on first start)"})
 			return
 		}
-		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		sum := sha256.Sum256([]byte(tok))
 		if subtle.ConstantTimeCompare(sum[:], s.tokenHash[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sandpit", error="invalid_token"`)
 			writeError(w, &client.Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "the bearer token is not valid",
@@ -238,10 +276,17 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) *client.Error {
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("more data follows the JSON object")
+	}
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return &client.Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "request body is larger than 1 MiB"}
+		}
+		if errors.Is(err, io.EOF) {
+			return &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: "request body is empty: send a JSON object"}
 		}
 		return &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: "request body is not valid JSON for this operation: " + err.Error()}
 	}

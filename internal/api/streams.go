@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"sandpit.dev/sandpit/internal/runtime"
 	"sandpit.dev/sandpit/internal/sandbox"
 	"sandpit.dev/sandpit/internal/store"
+	"sandpit.dev/sandpit/internal/template"
 )
 
 // streamContext ends when the client goes away or the server shuts down.
@@ -145,8 +149,13 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		}
 		opts.Tail = n
 	}
+	if opts.Service != "" && !s.checkUnit(w, r, sb, opts.Service) {
+		return
+	}
 	ctx, cancel := s.streamContext(r)
 	defer cancel()
+	// changed wakes a follow that waits for the sandbox to launch.
+	changed := make(chan struct{}, 1)
 	if opts.Follow {
 		// A follow ends when the sandbox is deleted.
 		sub := s.cfg.Broker.Subscribe(sb.ID)
@@ -161,6 +170,10 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 						cancel()
 						return
 					}
+					select {
+					case changed <- struct{}{}:
+					default:
+					}
 				}
 			}
 		}()
@@ -169,40 +182,92 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	bw := bufio.NewWriterSize(w, 32<<10)
 	enc := json.NewEncoder(bw)
 	started := false
-	var mu sync.Mutex
-	err := lr.Logs(ctx, sb.ID, opts, func(l runtime.LogLine) error {
-		mu.Lock()
-		defer mu.Unlock()
+	begin := func() {
 		if !started {
 			started = true
 			w.Header().Set("Content-Type", "application/x-ndjson")
 			w.WriteHeader(http.StatusOK)
 		}
-		if err := enc.Encode(client.LogLine(l)); err != nil {
-			return err
-		}
-		// Followed lines go out at once; history goes in large writes.
-		if opts.Follow {
-			if err := bw.Flush(); err != nil {
+	}
+	if opts.Follow {
+		// A follow answers at once, so the client knows it is connected
+		// even when nothing is written for a while.
+		begin()
+		_ = rc.Flush()
+	}
+	var mu sync.Mutex
+	var err error
+	for {
+		err = lr.Logs(ctx, sb.ID, opts, func(l runtime.LogLine) error {
+			mu.Lock()
+			defer mu.Unlock()
+			begin()
+			if err := enc.Encode(client.LogLine(l)); err != nil {
 				return err
 			}
-			return rc.Flush()
-		}
-		return nil
-	})
-	if !started {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			code, status := "internal", http.StatusInternalServerError
-			if errors.Is(err, runtime.ErrNotFound) {
-				code, status = "not_found", http.StatusNotFound
+			// Followed lines go out at once; history goes in large writes.
+			if opts.Follow {
+				if err := bw.Flush(); err != nil {
+					return err
+				}
+				return rc.Flush()
 			}
-			writeError(w, &client.Error{Status: status, Code: code, Message: err.Error()})
+			return nil
+		})
+		// Not found here means not launched yet (the service was checked
+		// above): no logs so far, and a follow waits for the launch.
+		if !opts.Follow || !errors.Is(err, runtime.ErrNotFound) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-changed:
+			continue
+		}
+		break
+	}
+	if !started {
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, runtime.ErrNotFound) {
+			writeError(w, &client.Error{Status: http.StatusInternalServerError, Code: "internal", Message: runtimeMessage(err, sb)})
 			return
 		}
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		w.WriteHeader(http.StatusOK)
+		begin()
 	}
 	_ = bw.Flush()
+}
+
+// units returns the services and dependencies of sb's template version.
+func (s *Server) units(ctx context.Context, sb *sandbox.Sandbox) ([]string, error) {
+	tv, err := s.cfg.Store.GetTemplate(ctx, sb.Spec.Template, sb.Spec.TemplateVersion)
+	if err != nil {
+		return nil, err
+	}
+	t, err := template.Parse(tv.Filename, tv.Source)
+	if err != nil {
+		return nil, err
+	}
+	return append(append([]string(nil), t.ServiceOrder...), t.DependencyOrder...), nil
+}
+
+// checkUnit answers 404 and returns false when sb's template has no
+// service or dependency called name. When the template cannot be read, the
+// runtime decides.
+func (s *Server) checkUnit(w http.ResponseWriter, r *http.Request, sb *sandbox.Sandbox, name string) bool {
+	units, err := s.units(r.Context(), sb)
+	if err != nil || slices.Contains(units, name) {
+		return true
+	}
+	writeError(w, &client.Error{Status: http.StatusNotFound, Code: "not_found",
+		Message: fmt.Sprintf("sandbox %s has no service or dependency %q", sb.Name, name),
+		Hint:    "choose one of: " + strings.Join(units, ", ")})
+	return false
+}
+
+// runtimeMessage words a runtime error for the sandbox's user: by name
+// rather than id, without the sentinel's text.
+func runtimeMessage(err error, sb *sandbox.Sandbox) string {
+	msg := strings.TrimSuffix(err.Error(), ": "+sandbox.ErrNotFound.Error())
+	return strings.ReplaceAll(msg, sb.ID, sb.Name)
 }
 
 func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
@@ -221,9 +286,12 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
 	}
 	typ, payload, err := client.ReadFrame(r.Body)
 	var req client.ExecRequest
-	if err == nil && typ == client.FrameStart {
+	switch {
+	case errors.Is(err, io.EOF):
+		err = errors.New("the request body is empty: it must start with a start frame")
+	case err == nil && typ == client.FrameStart:
 		err = json.Unmarshal(payload, &req)
-	} else if err == nil {
+	case err == nil:
 		err = errors.New("the stream must start with a start frame")
 	}
 	if err != nil {
@@ -238,9 +306,25 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &client.Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf("sandbox %s is being deleted", sb.Name)})
 		return
 	}
+	if !s.checkUnit(w, r, sb, req.Service) {
+		return
+	}
+	// Stdin goes to the command through an OS pipe, not an io.Pipe: with
+	// an *os.File the command's stdin is the pipe itself, so its exit is
+	// not held up by a copy of stdin that only ends when the client's
+	// input does (a command that exits without reading all its input, with
+	// -i from a terminal, would otherwise never return).
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		writeError(w, &client.Error{Status: http.StatusInternalServerError, Code: "internal", Message: "exec: " + err.Error()})
+		return
+	}
+	defer stdinR.Close()
 	rc := http.NewResponseController(w)
 	// Stdin keeps arriving in the request body while output goes out.
 	_ = rc.EnableFullDuplex()
+	// The connection is not reused: the body may end unread (see below).
+	w.Header().Set("Connection", "close")
 	w.Header().Set("Content-Type", client.ExecContentType)
 	w.WriteHeader(http.StatusOK)
 	_ = rc.Flush()
@@ -263,12 +347,13 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
 			return total, rc.Flush()
 		})
 	}
-	stdinR, stdinW := io.Pipe()
+	stdinDone := make(chan struct{})
 	go func() {
+		defer close(stdinDone)
+		defer stdinW.Close()
 		for {
 			typ, payload, err := client.ReadFrame(r.Body)
 			if err != nil || typ == client.FrameStdinEOF {
-				stdinW.Close()
 				return
 			}
 			if typ == client.FrameStdin {
@@ -280,16 +365,23 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
 	}()
 	s.log.Info("exec", "sandbox", sb.Name, "service", req.Service, "command", req.Command[0])
 	code, err := ex.Exec(ctx, sb.ID, runtime.ExecRequest{Service: req.Service, Command: req.Command, Stdin: stdinR, Stdout: out(client.FrameStdout), Stderr: out(client.FrameStderr)})
-	stdinR.Close()
 	res := client.ExecResult{ExitCode: code}
 	if err != nil {
-		res.Error = err.Error()
+		res.Error = runtimeMessage(err, sb)
 	}
 	b, _ := json.Marshal(res)
 	wmu.Lock()
 	_ = client.WriteFrame(w, client.FrameExit, b)
 	_ = rc.Flush()
 	wmu.Unlock()
+	// The body must not be read once the handler returns: unblock the
+	// stdin reader (a write into the pipe fails once its read end is
+	// closed; a read of the body, at the deadline, which leaves the
+	// connection unusable, hence "Connection: close") and wait for it.
+	stdinR.Close()
+	if rc.SetReadDeadline(time.Now()) == nil {
+		<-stdinDone
+	}
 }
 
 type writerFunc func([]byte) (int, error)

@@ -42,22 +42,35 @@ func (s *Server) applyTemplate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, templateError(err))
 		return
 	}
+	// The base directory matters only to a relative source path; kept for
+	// any other template, it would make the same file applied from
+	// another directory (or from stdin) a new version.
+	if t.Source == nil || t.Source.Path == "" || filepath.IsAbs(t.Source.Path) {
+		req.BaseDir = ""
+	}
 	sum := sha256.Sum256([]byte(req.Source + "\x00" + req.BaseDir))
 	tv := store.TemplateVersion{
 		Name: t.Name, Source: []byte(req.Source), Filename: req.Filename, BaseDir: req.BaseDir,
 		Digest: hex.EncodeToString(sum[:]), CreatedBy: "admin",
 	}
 	if req.DryRun {
+		// Say what applying would do: store a new version, or nothing.
 		info := templateInfo(tv, t, false)
-		if cur, err := s.cfg.Store.GetTemplate(r.Context(), t.Name, 0); err == nil {
-			info.Version = cur.Version
-			if cur.Digest != tv.Digest {
-				info.Version++
-			}
-		} else {
+		created := true
+		cur, err := s.cfg.Store.GetTemplate(r.Context(), t.Name, 0)
+		switch {
+		case err == nil && cur.Digest == tv.Digest:
+			info = templateInfo(cur, t, false)
+			created = false
+		case err == nil:
+			info.Version = cur.Version + 1
+		case errors.Is(err, store.ErrNotFound):
 			info.Version = 1
+		default:
+			writeError(w, storeError(err, ""))
+			return
 		}
-		writeJSON(w, http.StatusOK, client.ApplyTemplateResponse{Template: info, DryRun: true, Created: info.Version > 0})
+		writeJSON(w, http.StatusOK, client.ApplyTemplateResponse{Template: info, DryRun: true, Created: created})
 		return
 	}
 	stored, created, err := s.cfg.Store.ApplyTemplate(r.Context(), tv)
@@ -178,6 +191,22 @@ func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 
 const templateHint = "`sandpit template list` shows the templates; add one with `sandpit template apply -f FILE`"
 
+// templateLookupError answers a failed lookup of template name (at
+// version, 0 for the latest) in words for people: the store's own message
+// names its operation and the sentinel.
+func (s *Server) templateLookupError(r *http.Request, err error, name string, version int) *client.Error {
+	if !errors.Is(err, store.ErrNotFound) {
+		return storeError(err, "")
+	}
+	if version > 0 {
+		if _, err := s.cfg.Store.GetTemplate(r.Context(), name, 0); err == nil {
+			return &client.Error{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("template %s has no version %d", name, version),
+				Hint: fmt.Sprintf("`sandpit template versions %s` lists its versions", name)}
+		}
+	}
+	return &client.Error{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf("no template named %q", name), Hint: templateHint}
+}
+
 func (s *Server) getTemplate(w http.ResponseWriter, r *http.Request) {
 	version := 0
 	if v := r.URL.Query().Get("version"); v != "" {
@@ -190,7 +219,7 @@ func (s *Server) getTemplate(w http.ResponseWriter, r *http.Request) {
 	}
 	tv, err := s.cfg.Store.GetTemplate(r.Context(), r.PathValue("name"), version)
 	if err != nil {
-		writeError(w, storeError(err, templateHint))
+		writeError(w, s.templateLookupError(r, err, r.PathValue("name"), version))
 		return
 	}
 	writeJSON(w, http.StatusOK, templateInfo(tv, parseStored(tv), true))
@@ -199,7 +228,7 @@ func (s *Server) getTemplate(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listTemplateVersions(w http.ResponseWriter, r *http.Request) {
 	tvs, err := s.cfg.Store.ListTemplateVersions(r.Context(), r.PathValue("name"))
 	if err != nil {
-		writeError(w, storeError(err, templateHint))
+		writeError(w, s.templateLookupError(r, err, r.PathValue("name"), 0))
 		return
 	}
 	out := client.TemplateList{Items: []client.TemplateInfo{}}

@@ -64,7 +64,29 @@ func blockStyle(n *yaml.Node) {
 }
 
 func newTable(w io.Writer) *tabwriter.Writer {
-	return tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	return tabwriter.NewWriter(&trimWriter{w: w}, 0, 4, 3, ' ', 0)
+}
+
+// trimWriter drops the padding tabwriter leaves at the end of a line whose
+// last cells are empty. Tables write whole lines, so nothing is held back.
+type trimWriter struct {
+	w    io.Writer
+	line []byte
+}
+
+func (t *trimWriter) Write(p []byte) (int, error) {
+	for _, c := range p {
+		if c != '\n' {
+			t.line = append(t.line, c)
+			continue
+		}
+		t.line = append(bytes.TrimRight(t.line, " "), '\n')
+		if _, err := t.w.Write(t.line); err != nil {
+			return 0, err
+		}
+		t.line = t.line[:0]
+	}
+	return len(p), nil
 }
 
 // age formats a duration the way kubectl does: 45s, 12m, 5h, 3d.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,18 +21,20 @@ const DefaultServer = "http://127.0.0.1:7700"
 // DefaultDataDir is where `sandpit serve` keeps its state, and where the
 // CLI looks for the admin token: SANDPIT_DATA_DIR, else /var/lib/sandpit
 // for root, else $XDG_DATA_HOME/sandpit (~/.local/share/sandpit).
-func DefaultDataDir() string {
-	if d := os.Getenv("SANDPIT_DATA_DIR"); d != "" {
+func DefaultDataDir() string { return defaultDataDir(os.Getenv) }
+
+func defaultDataDir(getenv func(string) string) string {
+	if d := getenv("SANDPIT_DATA_DIR"); d != "" {
 		return d
 	}
 	if os.Geteuid() == 0 {
 		return "/var/lib/sandpit"
 	}
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+	if d := getenv("XDG_DATA_HOME"); d != "" {
 		return filepath.Join(d, "sandpit")
 	}
-	home, err := os.UserHomeDir()
-	if err != nil {
+	home := getenv("HOME")
+	if home == "" {
 		return ".sandpit"
 	}
 	return filepath.Join(home, ".local", "share", "sandpit")
@@ -54,11 +57,30 @@ type app struct {
 	server  string
 	dataDir string
 	client  *client.Client
+	// tokenFile is the admin.token the token came from, or was looked for
+	// in (tokenFound false); empty when it came from $SANDPIT_TOKEN.
+	tokenFile  string
+	tokenFound bool
 }
 
 // NewRoot returns the `sandpit` command with every client command. extra
 // commands (serve, shim) are added by the binary.
 func NewRoot(env Env, version string, extra ...*cobra.Command) *cobra.Command {
+	if env.Stdin == nil {
+		env.Stdin = strings.NewReader("")
+	}
+	if env.Stdout == nil {
+		env.Stdout = io.Discard
+	}
+	if env.Stderr == nil {
+		env.Stderr = io.Discard
+	}
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	if env.IsTerminal == nil {
+		env.IsTerminal = func(io.Writer) bool { return false }
+	}
 	a := &app{env: env}
 	root := &cobra.Command{
 		Use:   "sandpit",
@@ -78,7 +100,8 @@ Start a server with 'sandpit serve', then:
 
 The CLI talks to the server at $SANDPIT_SERVER (default ` + DefaultServer + `)
 with the token in $SANDPIT_TOKEN, or else the one the server wrote to
-admin.token in its data dir ($SANDPIT_DATA_DIR, default ` + DefaultDataDir() + `).`,
+admin.token in its data dir: --data-dir, $SANDPIT_DATA_DIR, or by default
+/var/lib/sandpit for root and ~/.local/share/sandpit for other users.`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -104,7 +127,36 @@ admin.token in its data dir ($SANDPIT_DATA_DIR, default ` + DefaultDataDir() + `
 	}
 	root.SetHelpCommandGroupID("server")
 	root.SetCompletionCommandGroupID("server")
+	a.explainErrors(root)
 	return root
+}
+
+// explainErrors makes every command's errors go through explain.
+func (a *app) explainErrors(c *cobra.Command) {
+	if run := c.RunE; run != nil {
+		c.RunE = func(cmd *cobra.Command, args []string) error { return a.explain(run(cmd, args)) }
+	}
+	for _, sub := range c.Commands() {
+		a.explainErrors(sub)
+	}
+}
+
+// explain adds what only the CLI knows to the server's answers: for a
+// refused token, where the token came from.
+func (a *app) explain(err error) error {
+	var ae *client.Error
+	if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
+		return err
+	}
+	switch {
+	case a.tokenFile == "":
+		ae.Hint = "$SANDPIT_TOKEN is not this server's token: use the one in admin.token in the server's data dir, e.g. export SANDPIT_TOKEN=$(cat /var/lib/sandpit/admin.token)"
+	case a.tokenFound:
+		ae.Hint = fmt.Sprintf("the token in %s is not this server's: point --data-dir (or $SANDPIT_DATA_DIR) at the data dir of the server at %s, or export SANDPIT_TOKEN", a.tokenFile, a.client.BaseURL())
+	default:
+		ae.Hint = fmt.Sprintf("$SANDPIT_TOKEN is unset and there is no %s: export SANDPIT_TOKEN with the content of admin.token in the server's data dir, or point --data-dir (or $SANDPIT_DATA_DIR) at that dir", a.tokenFile)
+	}
+	return err
 }
 
 // connect builds the API client from flags and environment.
@@ -140,12 +192,14 @@ func (a *app) token() (string, error) {
 		dir = a.env.Getenv("SANDPIT_DATA_DIR")
 	}
 	if dir == "" {
-		dir = DefaultDataDir()
+		dir = defaultDataDir(a.env.Getenv)
 	}
 	path := filepath.Join(dir, "admin.token")
+	a.tokenFile = path
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
+		a.tokenFound = true
 		return strings.TrimSpace(string(b)), nil
 	case errors.Is(err, os.ErrPermission):
 		return "", fmt.Errorf("cannot read the admin token %s (permission denied): export SANDPIT_TOKEN with its content, e.g. export SANDPIT_TOKEN=$(sudo cat %s)", path, path)
@@ -160,7 +214,7 @@ func (a *app) token() (string, error) {
 
 // Execute runs the root command and returns the process exit code.
 func Execute(ctx context.Context, root *cobra.Command, stderr io.Writer) int {
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
 	}
@@ -173,7 +227,11 @@ func Execute(ctx context.Context, root *cobra.Command, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, "Error:", err)
 	if isUsage(err) {
-		fmt.Fprintln(stderr, "Run 'sandpit --help' for usage.")
+		if cmd != nil && cmd != root {
+			fmt.Fprintf(stderr, "Usage: %s\nRun '%s --help' for more.\n", cmd.UseLine(), cmd.CommandPath())
+		} else {
+			fmt.Fprintln(stderr, "Run 'sandpit --help' for usage.")
+		}
 		return 2
 	}
 	return 1
@@ -189,6 +247,12 @@ type exitError struct {
 func (e *exitError) Error() string { return fmt.Sprintf("exit %d: %s", e.code, e.msg) }
 
 func isUsage(err error) bool {
+	// The server's answers can quote anything (a name, a template's
+	// text); they are never usage mistakes.
+	var ae *client.Error
+	if errors.As(err, &ae) {
+		return false
+	}
 	msg := err.Error()
 	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires exactly", "required flag", "invalid argument", "flag needs an argument"} {
 		if strings.Contains(msg, p) {

@@ -29,8 +29,9 @@ build, dependencies, init, start, ready. With --wait, follow the launch (live
 per stage on a terminal, one line per event otherwise) and print the
 endpoint URLs once it is Ready; a failed launch exits 1 and says where to look.
 
-NAME is a DNS label (lowercase letters, digits, single '-'), at most 40
-characters; endpoints are served at <endpoint>--NAME.<domain>.
+NAME is a DNS label: lowercase letters, digits and single '-', starting with
+a letter, at most 40 characters; endpoints are served at
+<endpoint>--NAME.<domain>.
 
 --set overrides env for the sandbox:
   --set env.KEY=VALUE                  every service
@@ -139,7 +140,7 @@ func (a *app) reportLaunch(sb *client.Sandbox, output string) error {
 		}
 	}
 	if sb.Status.Phase == sandbox.PhaseFailed {
-		fmt.Fprintf(a.env.Stderr, "\nSandbox %s failed: %s\n", sb.Name, sb.Status.Message)
+		fmt.Fprintf(a.env.Stderr, "\nSandbox %s failed: %s\n", sb.Name, withoutLogsHint(sb.Status.Message))
 		fmt.Fprintf(a.env.Stderr, "It is kept for debugging:\n  sandpit logs %s%s\n  sandpit get %s\n  sandpit delete %s\n", sb.Name, failedServiceArg(sb), sb.Name, sb.Name)
 		return &exitError{code: 1}
 	}
@@ -174,7 +175,13 @@ func (a *app) listCmd() *cobra.Command {
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List sandboxes",
-		Args:    cobra.NoArgs,
+		Long: `List sandboxes, oldest first, with their template version, source ref,
+phase, age and first endpoint URL.
+
+  sandpit list
+  sandpit list --template shop --phase Failed
+  sandpit list -o name | xargs sandpit delete`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output, "table", "json", "yaml", "name"); err != nil {
 				return err
@@ -194,6 +201,11 @@ func (a *app) listCmd() *cobra.Command {
 				for _, sb := range items {
 					fmt.Fprintln(a.env.Stdout, sb.Name)
 				}
+				return nil
+			}
+			if len(items) == 0 {
+				// Stdout stays empty, for scripts; the hint is for people.
+				fmt.Fprintln(a.env.Stderr, "no sandboxes: create one with sandpit create NAME --template TEMPLATE")
 				return nil
 			}
 			return printSandboxes(a.env.Stdout, items, time.Now())
@@ -222,9 +234,6 @@ func printSandboxes(w io.Writer, items []client.Sandbox, now time.Time) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s:%d\t%s\t%s\t%s\t%s\n", sb.Name, sb.Spec.Template, sb.Spec.TemplateVersion, orDash(ref), phaseOf(&sb), age(now.Sub(sb.CreatedAt)), orDash(url))
 	}
-	if len(items) == 0 {
-		fmt.Fprintln(tw, "(none: create one with sandpit create NAME --template TEMPLATE)")
-	}
 	return tw.Flush()
 }
 
@@ -244,7 +253,13 @@ func (a *app) getCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "get NAME",
 		Short: "Show a sandbox: phase, endpoints, services, dependencies and launch stages",
-		Args:  cobra.ExactArgs(1),
+		Long: `Show a sandbox: its phase, endpoints, services, dependencies and the
+stages of its last launch with their durations. -o json or -o yaml prints
+everything the API knows, for scripts.
+
+  sandpit get demo
+  sandpit get demo -o json | jq -r '.status.endpoints[0].url'`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output, "table", "json", "yaml"); err != nil {
 				return err
@@ -341,7 +356,7 @@ func describe(w io.Writer, sb *client.Sandbox, now time.Time) error {
 	if len(st.Stages) > 0 {
 		fmt.Fprintln(w, "\nStages:")
 		tw = newTable(w)
-		for _, s := range st.Stages {
+		for _, s := range orderStages(st.Stages) {
 			d := "-"
 			if s.FinishedAt != nil {
 				d = dur(s.Duration(now))
@@ -396,7 +411,14 @@ func (a *app) deleteCmd() *cobra.Command {
 		Use:     "delete NAME...",
 		Aliases: []string{"rm"},
 		Short:   "Delete sandboxes: stop their processes, remove their files, data and ports",
-		Args:    cobra.MinimumNArgs(1),
+		Long: `Delete sandboxes: stop their processes, remove their checkouts, databases
+and logs, and free their ports. Deletion goes on in the background; with
+--wait the command returns once everything is gone. Deleting a sandbox that
+is already being deleted is fine.
+
+  sandpit delete demo
+  sandpit delete pr-41 pr-42 --wait`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.connect()
 			if err != nil {
@@ -421,7 +443,9 @@ func (a *app) deleteCmd() *cobra.Command {
 				fmt.Fprintf(a.env.Stderr, "deleting %s ...\n", name)
 				err = c.Watch(ctx, name, 0, client.WatchHandler{
 					Event: func(ev client.Event) error {
-						if ev.SandboxID == sb.ID && ev.Reason == sandbox.ReasonStageFailed {
+						// Only what happens to this deletion, not the launch's history.
+						if ev.SandboxID == sb.ID && ev.Reason == sandbox.ReasonStageFailed &&
+							sb.Spec.DeletionRequestedAt != nil && !ev.Time.Before(*sb.Spec.DeletionRequestedAt) {
 							fmt.Fprintf(a.env.Stderr, "  %s\n", firstLine(ev.Message))
 						}
 						return nil
@@ -452,7 +476,13 @@ func (a *app) eventsCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "events NAME",
 		Short: "Show a sandbox's event log (what happened, when, how long each stage took)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Show a sandbox's event log: phase changes, launch stages with how long each
+took, retries, warnings. With -f, keep printing new events until the sandbox
+is deleted.
+
+  sandpit events demo
+  sandpit events demo -f -o json`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output, "table", "json"); err != nil {
 				return err
@@ -486,4 +516,48 @@ func (a *app) eventsCmd() *cobra.Command {
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events until the sandbox is deleted (Ctrl-C to stop)")
 	c.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json (one object per line)")
 	return c
+}
+
+// withoutLogsHint drops the runtime's "see `sandpit logs ...`" line from a
+// failure message where the CLI prints its own list of next steps.
+func withoutLogsHint(msg string) string {
+	var keep []string
+	for _, l := range strings.Split(msg, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "see `sandpit logs") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+// orderStages lists stages in launch order, each stage's parts (build/api)
+// right after it, in start order. The stored order is arrival order, which
+// varies because builds and dependencies run at once.
+func orderStages(stages []sandbox.Stage) []sandbox.Stage {
+	rank := func(name string) int {
+		top, _, _ := strings.Cut(name, "/")
+		for i, s := range launchStages {
+			if s == top {
+				return i
+			}
+		}
+		return len(launchStages) // stop, cleanup, and anything newer
+	}
+	out := append([]sandbox.Stage(nil), stages...)
+	sort.SliceStable(out, func(i, j int) bool {
+		ri, rj := rank(out[i].Name), rank(out[j].Name)
+		if ri != rj {
+			return ri < rj
+		}
+		ti, _, subI := strings.Cut(out[i].Name, "/")
+		tj, _, subJ := strings.Cut(out[j].Name, "/")
+		if ti != tj {
+			return out[i].StartedAt.Before(out[j].StartedAt)
+		}
+		if subI != subJ {
+			return !subI // the stage itself before its parts
+		}
+		return out[i].StartedAt.Before(out[j].StartedAt)
+	})
+	return out
 }

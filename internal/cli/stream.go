@@ -47,6 +47,20 @@ one), including their build and init output, in time order.
 				opts.Service = args[1]
 			}
 			width := 0
+			if opts.Service == "" && output == "text" {
+				// Pad the service prefix to the longest name, so lines
+				// line up from the first one.
+				sb, err := c.GetSandbox(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				for _, s := range sb.Status.Services {
+					width = max(width, len(s.Name))
+				}
+				for _, d := range sb.Status.Dependencies {
+					width = max(width, len(d.Name))
+				}
+			}
 			return c.Logs(cmd.Context(), args[0], opts, func(l client.LogLine) error {
 				if output == "json" {
 					return printCompactJSON(a.env.Stdout, l)
@@ -106,6 +120,11 @@ sandpit's.
 				var ae *client.Error
 				if errors.As(err, &ae) {
 					return err
+				}
+				if code > 0 {
+					// The command could not run (127: not found); keep
+					// the shell's code, so scripts can tell.
+					return &exitError{code: code, msg: err.Error()}
 				}
 				return fmt.Errorf("exec: %w", err)
 			}

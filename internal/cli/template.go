@@ -84,7 +84,7 @@ current directory).`,
 			case dryRun && res.Created:
 				fmt.Fprintf(a.env.Stdout, "template %s is valid (would be stored as version %d)\n", t.Name, t.Version)
 			case dryRun:
-				fmt.Fprintf(a.env.Stdout, "template %s is valid\n", t.Name)
+				fmt.Fprintf(a.env.Stdout, "template %s is valid and unchanged (version %d)\n", t.Name, t.Version)
 			case res.Created:
 				fmt.Fprintf(a.env.Stdout, "template %s version %d applied\n", t.Name, t.Version)
 			default:
@@ -121,6 +121,11 @@ func (a *app) templateListCmd() *cobra.Command {
 			if output != "table" {
 				return printData(a.env.Stdout, output, client.TemplateList{Items: items})
 			}
+			if len(items) == 0 {
+				// Stdout stays empty, for scripts; the hint is for people.
+				fmt.Fprintln(a.env.Stderr, "no templates: add one with sandpit template apply -f FILE")
+				return nil
+			}
 			return printTemplates(a.env.Stdout, items)
 		},
 	}
@@ -134,9 +139,6 @@ func printTemplates(w io.Writer, items []client.TemplateInfo) error {
 	for _, t := range items {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", t.Name, t.Version, orDash(strings.Join(t.Services, ",")),
 			orDash(strings.Join(t.Dependencies, ",")), orDash(strings.Join(t.Endpoints, ",")), t.CreatedAt.Local().Format("2006-01-02 15:04"))
-	}
-	if len(items) == 0 {
-		fmt.Fprintln(tw, "(none: add one with sandpit template apply -f FILE)")
 	}
 	return tw.Flush()
 }

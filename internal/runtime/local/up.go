@@ -346,7 +346,15 @@ func (r *Runtime) runServiceTask(ctx context.Context, inst *runtime.Instance, s 
 		return err
 	}
 	defer tl.Close()
-	_ = tl.WriteLine(nowUTC(), "system", "$ "+command)
+	// One log line per command line, so a multi-line script reads as
+	// written rather than flattened into one line.
+	for i, line := range strings.Split(strings.TrimRight(command, "\n"), "\n") {
+		prompt := "$ "
+		if i > 0 {
+			prompt = "> "
+		}
+		_ = tl.WriteLine(nowUTC(), "system", prompt+line)
+	}
 	done := p.External(kind)
 	err = r.runTask(ctx, inst.ID, task{
 		unit: s.name, what: kind + " of " + s.name, stream: kind,
