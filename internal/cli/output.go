@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
 	"go.yaml.in/yaml/v3"
+	"sandpit.dev/sandpit/client"
 )
 
 // outputFlag adds -o to a read command.
@@ -125,4 +128,30 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// readCommand turns c into a read command with -o table|json|yaml: it
+// checks the format, connects, fetches, and prints the data as JSON or
+// YAML, or hands it to table for people.
+func readCommand[T any](a *app, c *cobra.Command, fetch func(ctx context.Context, cl *client.Client, args []string) (T, error), table func(T) error) *cobra.Command {
+	var output string
+	outputFlag(c, &output, "table, json, yaml")
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkOutput(output, "table", "json", "yaml"); err != nil {
+			return err
+		}
+		cl, err := a.connect()
+		if err != nil {
+			return err
+		}
+		v, err := fetch(cmd.Context(), cl, args)
+		if err != nil {
+			return err
+		}
+		if output != "table" {
+			return printData(a.env.Stdout, output, v)
+		}
+		return table(v)
+	}
+	return c
 }

@@ -249,8 +249,7 @@ func phaseOf(sb *client.Sandbox) string {
 }
 
 func (a *app) getCmd() *cobra.Command {
-	var output string
-	c := &cobra.Command{
+	return readCommand(a, &cobra.Command{
 		Use:   "get NAME",
 		Short: "Show a sandbox: phase, endpoints, services, dependencies and launch stages",
 		Long: `Show a sandbox: its phase, endpoints, services, dependencies and the
@@ -260,26 +259,11 @@ everything the API knows, for scripts.
   sandpit get demo
   sandpit get demo -o json | jq -r '.status.endpoints[0].url'`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "table", "json", "yaml"); err != nil {
-				return err
-			}
-			c, err := a.connect()
-			if err != nil {
-				return err
-			}
-			sb, err := c.GetSandbox(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if output != "table" {
-				return printData(a.env.Stdout, output, sb)
-			}
-			return describe(a.env.Stdout, sb, time.Now())
-		},
-	}
-	outputFlag(c, &output, "table, json, yaml")
-	return c
+	}, func(ctx context.Context, cl *client.Client, args []string) (*client.Sandbox, error) {
+		return cl.GetSandbox(ctx, args[0])
+	}, func(sb *client.Sandbox) error {
+		return describe(a.env.Stdout, sb, time.Now())
+	})
 }
 
 // describe prints a sandbox for people.

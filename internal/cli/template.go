@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -100,37 +101,22 @@ current directory).`,
 }
 
 func (a *app) templateListCmd() *cobra.Command {
-	var output string
-	c := &cobra.Command{
+	return readCommand(a, &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List templates (latest version of each)",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output, "table", "json", "yaml"); err != nil {
-				return err
-			}
-			c, err := a.connect()
-			if err != nil {
-				return err
-			}
-			items, err := c.ListTemplates(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if output != "table" {
-				return printData(a.env.Stdout, output, client.TemplateList{Items: items})
-			}
-			if len(items) == 0 {
-				// Stdout stays empty, for scripts; the hint is for people.
-				fmt.Fprintln(a.env.Stderr, "no templates: add one with sandpit template apply -f FILE")
-				return nil
-			}
-			return printTemplates(a.env.Stdout, items)
-		},
-	}
-	outputFlag(c, &output, "table, json, yaml")
-	return c
+	}, func(ctx context.Context, cl *client.Client, _ []string) (client.TemplateList, error) {
+		items, err := cl.ListTemplates(ctx)
+		return client.TemplateList{Items: items}, err
+	}, func(l client.TemplateList) error {
+		if len(l.Items) == 0 {
+			// Stdout stays empty, for scripts; the hint is for people.
+			fmt.Fprintln(a.env.Stderr, "no templates: add one with sandpit template apply -f FILE")
+			return nil
+		}
+		return printTemplates(a.env.Stdout, l.Items)
+	})
 }
 
 func printTemplates(w io.Writer, items []client.TemplateInfo) error {
@@ -176,36 +162,21 @@ func (a *app) templateGetCmd() *cobra.Command {
 }
 
 func (a *app) templateVersionsCmd() *cobra.Command {
-	var output string
-	c := &cobra.Command{
+	return readCommand(a, &cobra.Command{
 		Use:   "versions NAME",
 		Short: "List every version of a template",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "table", "json", "yaml"); err != nil {
-				return err
-			}
-			c, err := a.connect()
-			if err != nil {
-				return err
-			}
-			items, err := c.ListTemplateVersions(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if output != "table" {
-				return printData(a.env.Stdout, output, client.TemplateList{Items: items})
-			}
-			tw := newTable(a.env.Stdout)
-			fmt.Fprintln(tw, "VERSION\tDIGEST\tFILE\tAPPLIED")
-			for _, t := range items {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", t.Version, t.Digest[:12], t.Filename, t.CreatedAt.Local().Format("2006-01-02 15:04:05"))
-			}
-			return tw.Flush()
-		},
-	}
-	outputFlag(c, &output, "table, json, yaml")
-	return c
+	}, func(ctx context.Context, cl *client.Client, args []string) (client.TemplateList, error) {
+		items, err := cl.ListTemplateVersions(ctx, args[0])
+		return client.TemplateList{Items: items}, err
+	}, func(l client.TemplateList) error {
+		tw := newTable(a.env.Stdout)
+		fmt.Fprintln(tw, "VERSION\tDIGEST\tFILE\tAPPLIED")
+		for _, t := range l.Items {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", t.Version, t.Digest[:12], t.Filename, t.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+		}
+		return tw.Flush()
+	})
 }
 
 func templateSchemaCmd() *cobra.Command {
