@@ -20,6 +20,7 @@ import (
 	"sandpit.dev/sandpit/internal/api"
 	"sandpit.dev/sandpit/internal/notify"
 	"sandpit.dev/sandpit/internal/reconcile"
+	"sandpit.dev/sandpit/internal/runtime"
 	"sandpit.dev/sandpit/internal/runtime/local"
 	"sandpit.dev/sandpit/internal/runtime/local/proc"
 	"sandpit.dev/sandpit/internal/runtime/local/shim"
@@ -108,6 +109,19 @@ type Stack struct {
 	Registry *prometheus.Registry
 	// API is the API handler the stack serves.
 	API *api.Server
+	// Reconciler is the stack's running reconciler.
+	Reconciler *reconcile.Reconciler
+}
+
+// Options adjust a stack.
+type Options struct {
+	// WrapRuntime puts something between the reconciler (and API) and the
+	// local runtime: a test injects faults the real runtime cannot be made
+	// to produce on cue (a transient error, say).
+	WrapRuntime func(runtime.Runtime) runtime.Runtime
+	// Resync is how often settled sandboxes are looked at again (default:
+	// the reconciler's).
+	Resync time.Duration
 }
 
 // portBlock hands each stack of this process its own block of ports, so
@@ -136,6 +150,12 @@ func EndpointURL(sb, ep string) string { return "http://" + ep + "--" + sb + ".s
 // deleted (and waited for), no process of the stack may be left, and the
 // data directory is removed.
 func Start(t testing.TB) *Stack {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, opts Options) *Stack {
 	t.Helper()
 	// Not t.TempDir(): its parents are 0700, and services run as the
 	// unprivileged service user, who must reach the data directory.
@@ -184,13 +204,17 @@ func Start(t testing.TB) *Stack {
 	}
 	reg := prometheus.NewRegistry()
 	broker := notify.New()
+	var driven runtime.Runtime = rt
+	if opts.WrapRuntime != nil {
+		driven = opts.WrapRuntime(rt)
+	}
 	rec := reconcile.New(reconcile.Config{
-		Store: st, Runtime: rt, Logger: log, Workers: 4, EndpointURL: EndpointURL, Registerer: reg,
+		Store: st, Runtime: driven, Logger: log, Workers: 4, EndpointURL: EndpointURL, Registerer: reg, Resync: opts.Resync,
 		OnChange: func(sb *sandbox.Sandbox, gone bool) { broker.Notify(sb.ID) },
 	})
 	streams, endStreams := context.WithCancel(context.Background())
 	handler := api.New(api.Config{
-		Store: st, Runtime: rt, Enqueue: rec.Enqueue, Broker: broker, Logger: log, Token: Token,
+		Store: st, Runtime: driven, Enqueue: rec.Enqueue, Broker: broker, Logger: log, Token: Token,
 		Gatherer: reg, Registerer: reg, Version: Version, BaseContext: streams, Heartbeat: time.Second,
 	})
 	srv := httptest.NewServer(handler)
@@ -207,7 +231,7 @@ func Start(t testing.TB) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Stack{URL: srv.URL, DataDir: dir, Store: st, Runtime: rt, Client: c, Registry: reg, API: handler}
+	s := &Stack{URL: srv.URL, DataDir: dir, Store: st, Runtime: rt, Client: c, Registry: reg, API: handler, Reconciler: rec}
 	t.Cleanup(func() {
 		s.deleteAll(t)
 		endStreams()
