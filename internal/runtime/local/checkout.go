@@ -276,10 +276,7 @@ func (r *Runtime) renderFiles(workdir string, files []renderedFile) error {
 				continue
 			}
 		}
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
-		}
-		if err := chownTree(filepath.Dir(target), r.cfg.User.UID, r.cfg.User.GID, false); err != nil {
+		if err := r.mkdirOwned(workdir, filepath.Dir(target)); err != nil {
 			return err
 		}
 		tmp := target + ".sandpit-tmp"
@@ -294,6 +291,28 @@ func (r *Runtime) renderFiles(workdir string, files []renderedFile) error {
 		}
 		if err := os.Rename(tmp, target); err != nil {
 			return fmt.Errorf("render %s: %w", f.path, err)
+		}
+	}
+	return nil
+}
+
+// mkdirOwned creates dir and its missing parents below root, handing
+// each one it creates to the service user, so a service can write next to
+// its rendered files (a plain MkdirAll as root left them root-owned).
+func (r *Runtime) mkdirOwned(root, dir string) error {
+	var missing []string
+	for d := dir; d != root && len(d) > len(root); d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, d := range missing {
+		if err := r.cfg.User.Chown(d); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -203,10 +203,6 @@ func (r *Runtime) markDone(id, name, key string) error {
 	return os.Rename(tmp, p)
 }
 
-func (r *Runtime) clearDone(id, name string) {
-	_ = os.Remove(r.markerPath(id, name))
-}
-
 // ensureHome creates the shared HOME owned by the service user.
 func (r *Runtime) ensureHome() error {
 	if err := os.MkdirAll(r.cfg.HomeDir, 0o755); err != nil {

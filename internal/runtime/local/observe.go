@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"sandpit.dev/sandpit/internal/runtime"
-	"sandpit.dev/sandpit/internal/runtime/local/proc"
 	"sandpit.dev/sandpit/internal/runtime/local/shim"
 	"sandpit.dev/sandpit/internal/sandbox"
 )
@@ -61,7 +60,7 @@ func (r *Runtime) unitState(id, unit string) (state sandbox.ServiceState, ready 
 	if err != nil {
 		return sandbox.ServicePending, false, 0, 0, nil, "not started", true
 	}
-	alive := proc.Alive(st.ShimPID, r.node, id)
+	alive := r.shimAlive(id, unit, st.ShimPID)
 	switch {
 	case alive && st.State == shim.StateRunning:
 		return sandbox.ServiceRunning, true, st.Restarts, st.PID, nil, "", true

@@ -180,7 +180,7 @@ func (r *Runtime) ensurePostgres(ctx context.Context, inst *runtime.Instance, h 
 		Restart:    string(template.RestartAlways),
 		StopSignal: syscall.SIGINT, // fast shutdown: do not wait for clients
 	}
-	adopted, err := r.ensureShim(ctx, id, name, spec)
+	adopted, err := r.ensureShim(ctx, id, name, spec, "")
 	if err != nil {
 		return err
 	}

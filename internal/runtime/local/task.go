@@ -67,10 +67,15 @@ type taskError struct {
 	tail []string
 }
 
+// Error puts the last output line on the first line, since status
+// messages and listings show only that, then the rest of the tail.
 func (e *taskError) Error() string {
 	msg := fmt.Sprintf("%s exited with code %d", e.what, e.code)
-	if len(e.tail) > 0 {
-		msg += "; last output:\n  " + strings.Join(e.tail, "\n  ")
+	if n := len(e.tail); n > 0 {
+		msg += ": " + e.tail[n-1]
+		if n > 1 {
+			msg += "\nlast output:\n  " + strings.Join(e.tail, "\n  ")
+		}
 	}
 	return msg
 }
@@ -149,10 +154,10 @@ func (r *Runtime) runTask(ctx context.Context, id string, t task) error {
 	case <-ctx.Done():
 		_ = proc.SignalGroup(pid, syscall.SIGTERM)
 		select {
-		case err = <-done:
+		case <-done:
 		case <-time.After(r.cfg.StopTimeout):
 			_ = proc.SignalGroup(pid, syscall.SIGKILL)
-			err = <-done
+			<-done
 		}
 		_ = proc.SignalGroup(pid, syscall.SIGKILL)
 		return fmt.Errorf("%s interrupted: %w", t.what, ctx.Err())
@@ -187,7 +192,9 @@ func (r *Runtime) killStale(id string) {
 		return
 	}
 	for _, p := range procs {
-		if p.Sandbox != id || p.Role == proc.RoleShim || p.Role == proc.RoleService || r.ownTask(id, p.PID) {
+		// Our tasks lead process groups of their own, so their children
+		// (a build's compiler, the commands of an exec) are ours by group.
+		if p.Sandbox != id || p.Role == proc.RoleShim || p.Role == proc.RoleService || r.ownTask(id, p.PID) || r.ownTask(id, p.PGID) {
 			continue
 		}
 		r.log.Info("killing leftover process of an interrupted step", "sandbox", id, "pid", p.PID, "role", p.Role, "unit", p.Unit)

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"sandpit.dev/sandpit/internal/runtime"
 	"sandpit.dev/sandpit/internal/runtime/local/proc"
 	"sandpit.dev/sandpit/internal/runtime/local/shim"
 )
@@ -22,8 +24,10 @@ const shimStartTimeout = 10 * time.Second
 
 // ensureShim makes unit run under a shim with spec. A shim that already
 // runs the same spec (the server restarted, say) is adopted; one running an
-// older spec is stopped first. It reports whether it adopted.
-func (r *Runtime) ensureShim(ctx context.Context, id, unit string, spec *shim.Spec) (adopted bool, err error) {
+// older spec is stopped first. salt joins the spec in its hash: what the
+// spec does not show but a restart must follow (the checkout it runs in).
+// It reports whether it adopted.
+func (r *Runtime) ensureShim(ctx context.Context, id, unit string, spec *shim.Spec, salt string) (adopted bool, err error) {
 	spec.Env = mergeEnv(spec.Env, proc.MarkerEnv(r.node, id, proc.RoleService, unit))
 	if r.cfg.User.Switch {
 		spec.Switch, spec.UID, spec.GID = true, r.cfg.User.UID, r.cfg.User.GID
@@ -36,10 +40,13 @@ func (r *Runtime) ensureShim(ctx context.Context, id, unit string, spec *shim.Sp
 	}
 	spec.Hash = ""
 	b, _ := json.Marshal(spec)
+	if salt != "" {
+		b = append(append(b, 0), salt...)
+	}
 	sum := sha256.Sum256(b)
 	spec.Hash = hex.EncodeToString(sum[:12])
 
-	if st, _ := shim.ReadStatus(spec.Status); st != nil && proc.Alive(st.ShimPID, r.node, id) {
+	if st, _ := shim.ReadStatus(spec.Status); st != nil && r.shimAlive(id, unit, st.ShimPID) {
 		if st.Hash == spec.Hash {
 			return true, nil
 		}
@@ -137,13 +144,27 @@ func (r *Runtime) stopUnits(ctx context.Context, id string, units ...string) err
 	if len(procs) == 0 {
 		return nil
 	}
+	shims := map[string]bool{}
+	for _, p := range procs {
+		if p.Role == proc.RoleShim {
+			shims[p.Unit] = true
+		}
+	}
 	for _, p := range procs {
 		switch p.Role {
 		case proc.RoleShim:
 			_ = proc.Signal(p.PID, syscall.SIGTERM)
 		case proc.RoleService:
-			// Left to its shim, which knows the right stop signal; an
-			// orphan (its shim was killed) is handled after the grace.
+			// Left to its shim, which knows the right stop signal. An
+			// orphan (its shim was killed) gets that signal from us now,
+			// rather than SIGKILL only after the whole grace period.
+			if !shims[p.Unit] {
+				sig := syscall.SIGTERM
+				if spec, err := shim.ReadSpec(r.specPath(id, p.Unit)); err == nil && spec.StopSignal != 0 {
+					sig = spec.StopSignal
+				}
+				_ = proc.SignalGroup(p.PGID, sig)
+			}
 		default:
 			_ = proc.SignalGroup(p.PGID, syscall.SIGTERM)
 		}
@@ -165,4 +186,40 @@ func (r *Runtime) stopUnits(ctx context.Context, id string, units ...string) err
 		return fmt.Errorf("processes of sandbox %s survived SIGKILL: %v", id, find())
 	}
 	return nil
+}
+
+// stopRemoved stops the services and dependencies of a sandbox that its
+// template no longer has (a new template version dropped them): Up makes
+// the sandbox run as the instance describes, and nothing else. Their ports
+// stay held until Down.
+func (r *Runtime) stopRemoved(ctx context.Context, inst *runtime.Instance) error {
+	keep := map[string]bool{}
+	for _, n := range inst.Template.ServiceOrder {
+		keep[n] = true
+	}
+	for _, n := range inst.Template.DependencyOrder {
+		keep[n] = true
+	}
+	procs, err := proc.Scan(r.node)
+	if err != nil {
+		return err
+	}
+	var removed []string
+	for _, p := range procs {
+		if p.Sandbox == inst.ID && (p.Role == proc.RoleShim || p.Role == proc.RoleService) && !keep[p.Unit] && !slices.Contains(removed, p.Unit) {
+			removed = append(removed, p.Unit)
+		}
+	}
+	if len(removed) == 0 {
+		return nil
+	}
+	r.log.Info("stopping what the template no longer has", "sandbox", inst.ID, "units", removed)
+	return r.stopUnits(ctx, inst.ID, removed...)
+}
+
+// shimAlive reports whether pid is the running shim of unit (not merely
+// some process of the sandbox that was given a recycled pid).
+func (r *Runtime) shimAlive(id, unit string, pid int) bool {
+	p, ok := proc.Inspect(pid, r.node)
+	return ok && p.Sandbox == id && p.Role == proc.RoleShim && p.Unit == unit
 }

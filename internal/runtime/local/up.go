@@ -28,6 +28,9 @@ func (r *Runtime) Up(ctx context.Context, inst *runtime.Instance, p runtime.Prog
 	// Build or init steps a killed server left running would race with
 	// the ones about to run.
 	r.killStale(inst.ID)
+	if err := r.stopRemoved(ctx, inst); err != nil {
+		return nil, err
+	}
 
 	if err := r.ensureCheckout(ctx, inst, h, p); err != nil {
 		return nil, err
@@ -205,6 +208,10 @@ type renderedService struct {
 	run     string
 	files   []renderedFile
 	ports   map[string]int
+	// source identifies the checkout the service is built from and runs
+	// in: a new checkout (another ref or source) means a new build and a
+	// restart, even when the commands read the same.
+	source string
 }
 
 func (r *Runtime) vars(inst *runtime.Instance, h *handle) *template.Vars {
@@ -255,7 +262,8 @@ func (r *Runtime) render(inst *runtime.Instance, h *handle) (map[string]*rendere
 			}
 			return got, nil
 		}
-		rs := &renderedService{name: name, svc: s, ports: h.Ports[name], workdir: filepath.Join(root, s.Workdir)}
+		rs := &renderedService{name: name, svc: s, ports: h.Ports[name], workdir: filepath.Join(root, s.Workdir),
+			source: checkoutKey(inst) + "\x00" + h.SourceRoot + "\x00" + h.SHA}
 		var err error
 		if rs.build, err = exp("build", s.Build); err != nil {
 			return nil, err
@@ -316,7 +324,7 @@ func (r *Runtime) buildAll(ctx context.Context, inst *runtime.Instance, svcs map
 	p.StageStarted(sandbox.StageBuild)
 	err := func() error {
 		for _, s := range todo {
-			key := s.build + "\x00" + strings.Join(s.env, "\x00")
+			key := s.source + "\x00" + s.build + "\x00" + strings.Join(s.env, "\x00")
 			stage := sandbox.StageBuild + "/" + s.name
 			if r.isDone(inst.ID, "build-"+s.name, key) {
 				p.StageSkipped(stage, "already built")
@@ -511,7 +519,7 @@ func (r *Runtime) startService(ctx context.Context, inst *runtime.Instance, s *r
 		Restart: restart,
 	}
 	done := p.External("start")
-	adopted, err := r.ensureShim(ctx, inst.ID, s.name, spec)
+	adopted, err := r.ensureShim(ctx, inst.ID, s.name, spec, s.source)
 	done()
 	p.StageFinished(stage, err)
 	startG.end(err)

@@ -215,11 +215,19 @@ func (t *tailer) poll() ([]Line, error) {
 	if err != nil || st.Sys().(*syscall.Stat_t).Ino == t.ino {
 		return out, nil // not rotated (or removed with its sandbox)
 	}
+	// Rotated: the writer no longer writes the old file, but it may have
+	// written to it between our drain and the rename. Read it to its end
+	// before moving on.
+	more, err := t.drain()
+	out = append(out, more...)
+	if err != nil {
+		return out, err
+	}
 	t.close()
 	if err := t.openCurrent(); err != nil {
 		return out, err
 	}
-	more, err := t.drain()
+	more, err = t.drain()
 	return append(out, more...), err
 }
 

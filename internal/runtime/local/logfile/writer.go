@@ -125,7 +125,10 @@ func (l *LineWriter) Write(p []byte) (int, error) {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			l.pending = append(l.pending, p...)
-			for len(l.pending) >= maxLine {
+			// Only more than maxLine is split: a line of exactly maxLine
+			// bytes whose newline comes in the next write is one record,
+			// as it is when written at once.
+			for len(l.pending) > maxLine {
 				if err := l.emit(l.pending[:maxLine]); err != nil && firstErr == nil {
 					firstErr = err
 				}

@@ -78,22 +78,41 @@ func Scan(node string) ([]Process, error) {
 		if zombie(pid) {
 			continue
 		}
-		p := Process{PID: pid}
-		for _, kv := range bytes.Split(env, []byte{0}) {
-			k, v, _ := strings.Cut(string(kv), "=")
-			switch k {
-			case EnvSandbox:
-				p.Sandbox = v
-			case EnvRole:
-				p.Role = v
-			case EnvUnit:
-				p.Unit = v
-			}
-		}
-		p.PGID, _ = syscall.Getpgid(pid)
-		out = append(out, p)
+		out = append(out, parse(pid, env))
 	}
 	return out, nil
+}
+
+func parse(pid int, env []byte) Process {
+	p := Process{PID: pid}
+	for _, kv := range bytes.Split(env, []byte{0}) {
+		k, v, _ := strings.Cut(string(kv), "=")
+		switch k {
+		case EnvSandbox:
+			p.Sandbox = v
+		case EnvRole:
+			p.Role = v
+		case EnvUnit:
+			p.Unit = v
+		}
+	}
+	p.PGID, _ = syscall.Getpgid(pid)
+	return p
+}
+
+// Inspect returns the markers of pid when it runs and carries node's
+// marker. Unlike Alive it tells which process of a sandbox it is, so a pid
+// recycled by another process of the same sandbox is not mistaken for the
+// one recorded.
+func Inspect(pid int, node string) (Process, bool) {
+	if pid <= 0 {
+		return Process{}, false
+	}
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil || !bytes.Contains(append([]byte{0}, env...), []byte("\x00"+EnvNode+"="+node+"\x00")) || zombie(pid) {
+		return Process{}, false
+	}
+	return parse(pid, env), true
 }
 
 // Alive reports whether pid runs and carries node's marker for sandbox (so a

@@ -1,8 +1,12 @@
 package proc
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -69,4 +73,38 @@ func WaitGone(ctx context.Context, gone func() bool) bool {
 			d *= 2
 		}
 	}
+}
+
+// Children returns the live (not zombie) children of pid, found by the
+// parent pid in /proc/*/stat.
+func Children(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// "pid (comm) state ppid ...": comm may hold anything, so read
+		// after the last ')'.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 || f[0] == "Z" || f[0] == "X" {
+			continue
+		}
+		if ppid, err := strconv.Atoi(f[1]); err == nil && ppid == pid {
+			out = append(out, child)
+		}
+	}
+	return out
 }

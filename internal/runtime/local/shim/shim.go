@@ -84,8 +84,11 @@ func (s *supervisor) run() error {
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	// SIGPIPE must not kill the shim if a reader of ours goes away.
-	signal.Ignore(syscall.SIGPIPE)
+	// SIGPIPE must not kill the shim if a reader of ours goes away. It is
+	// caught, not ignored: an ignored signal stays ignored across exec, and
+	// services must start with SIGPIPE at its default (`yes | head` would
+	// otherwise never end quietly).
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 
 	backoff := backoffStart
 	for restarts := 0; ; restarts++ {
@@ -197,7 +200,7 @@ func (s *supervisor) runOnce(sigs <-chan os.Signal) (code int, sig string, stopp
 	// Whatever the service left in its group (workers, a daemonised
 	// helper) goes with it, so a restart finds its ports free.
 	_ = proc.SignalGroup(pid, syscall.SIGKILL)
-	reapOrphans()
+	killOrphans(pid)
 	copying.Wait()
 	code, sig = exitStatus(cmd.ProcessState, waitErr)
 	return code, sig, stopped, nil
@@ -217,13 +220,32 @@ func (s *supervisor) stop(pid int, received os.Signal, done <-chan error) error 
 	s.system("received %v: stopping (signal %v, then SIGKILL after %s)", received, stopSig, timeout)
 	s.setStatus(func(st *Status) { st.Message = "stopping" })
 	_ = proc.SignalGroup(pid, stopSig)
+	grace := time.NewTimer(timeout)
+	defer grace.Stop()
+	var err error
 	select {
-	case err := <-done:
-		return err
-	case <-time.After(timeout):
+	case err = <-done:
+	case <-grace.C:
 		s.system("still running %s after %v: sending SIGKILL", timeout, stopSig)
 		_ = proc.SignalGroup(pid, syscall.SIGKILL)
 		return <-done
+	}
+	// The main process is often a shell (`sh -c RUN`) that dies of the
+	// signal at once while the program it started is still shutting down
+	// cleanly: give the rest of the group the same grace period before
+	// the caller's SIGKILL. Only now that the main process has been waited
+	// for may we reap the others (reparented to us, the subreaper).
+	for {
+		reapOrphans()
+		if !proc.GroupExists(pid) {
+			return err
+		}
+		select {
+		case <-grace.C:
+			s.system("processes of the service still running %s after %v: sending SIGKILL", timeout, stopSig)
+			return err
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 
@@ -235,6 +257,32 @@ func exitStatus(ps *os.ProcessState, err error) (int, string) {
 		return 128 + int(ws.Signal()), unix.SignalName(ws.Signal())
 	}
 	return ps.ExitCode(), ""
+}
+
+// killOrphans waits for the service's group to end and kills what escaped
+// it: a process that left the group (a daemon that called setsid) is
+// reparented to us, the subreaper, when its parent dies, and may hold the
+// service's port or its output pipe (which would keep the log copy, and so
+// the restart or the stop, waiting for ever). Killing one reparents its own
+// children to us, hence the loop. It gives up after a bound; the server
+// kills whatever carries the sandbox's marker when it deletes it.
+func killOrphans(pgid int) {
+	self := os.Getpid()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		reapOrphans()
+		kids := proc.Children(self)
+		if len(kids) == 0 && !proc.GroupExists(pgid) {
+			return
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+		for _, k := range kids {
+			_ = proc.Signal(k, syscall.SIGKILL)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // reapOrphans collects exited processes reparented to us as subreaper.
