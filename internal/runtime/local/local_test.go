@@ -685,3 +685,50 @@ func TestRecycledShimPIDIsNotAlive(t *testing.T) {
 		t.Errorf("web with a recycled shim pid: %+v, healthy %v; want failed and unhealthy", s, o.Healthy)
 	}
 }
+
+// A service reads its rendered files at start, so a change to one restarts
+// it even though its command did not change.
+func TestChangedRenderedFileRestartsTheService(t *testing.T) {
+	t.Parallel()
+	const yaml = `apiVersion: sandpit/v1
+name: files
+services:
+  app:
+    run: TESTSVC http -port ${ports.http}
+    ports: [{name: http}]
+    files:
+      - path: conf/app.json
+        content: '{"greeting": "hello"}'
+  other:
+    run: TESTSVC http -port ${ports.http}
+    ports: [{name: http}]
+`
+	r := newRuntime(t)
+	inst := instance(t, &r, yaml)
+	before := pids(up(t, r, inst, nil))
+	inst.Template = runtimetest.ParseTemplate(t, testsvc, strings.Replace(yaml, "hello", "bonjour", 1), nil)
+	after := pids(up(t, r, inst, nil))
+	if before["app"] == after["app"] {
+		t.Errorf("app kept running with its old configuration file")
+	}
+	if before["other"] != after["other"] {
+		t.Errorf("other was restarted though nothing of it changed")
+	}
+}
+
+// An exec probe's command is interpolated like every other command.
+func TestExecProbeIsInterpolated(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	inst := instance(t, &r, `apiVersion: sandpit/v1
+name: probe
+services:
+  app:
+    run: TESTSVC http -port ${ports.http}
+    ports: [{name: http}]
+    ready:
+      exec: {command: 'test "${ports.http}" -gt 0 && test "${sandbox.name}" = "$SANDPIT_SANDBOX_NAME"'}
+      timeout: 20s
+`)
+	up(t, r, inst, nil)
+}

@@ -65,6 +65,11 @@ func (r *Runtime) waitReady(ctx context.Context, t probeTarget) error {
 		if st != nil && st.Final() {
 			return runtime.Permanent(fmt.Errorf("service %s %s before becoming ready; see `sandpit logs %s %s`", t.unit, st.Message, t.name, t.unit))
 		}
+		if st != nil && !r.shimAlive(t.id, t.unit, st.ShimPID) {
+			// Killed from outside (not an exit the policy ended): worth
+			// another attempt, which starts a new supervisor.
+			return fmt.Errorf("the supervisor of service %s exited unexpectedly while waiting for it to be ready", t.unit)
+		}
 		running := st != nil && st.State == shim.StateRunning
 		if running {
 			if t.probe == nil {

@@ -2,6 +2,8 @@ package local
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -212,6 +214,11 @@ type renderedService struct {
 	// in: a new checkout (another ref or source) means a new build and a
 	// restart, even when the commands read the same.
 	source string
+	// inputs digests the rendered files: a service reads them at start,
+	// so a change restarts it.
+	inputs string
+	// ready is the readiness probe with its exec command expanded.
+	ready *template.Probe
 }
 
 func (r *Runtime) vars(inst *runtime.Instance, h *handle) *template.Vars {
@@ -253,57 +260,30 @@ func (r *Runtime) render(inst *runtime.Instance, h *handle) (map[string]*rendere
 	base := r.baseEnv(inst.ID, inst.Name)
 	out := map[string]*renderedService{}
 	for _, name := range t.ServiceOrder {
-		s := t.Services[name]
-		lookup := v.Lookup(name)
-		exp := func(field, in string) (string, error) {
-			got, err := template.Expand(in, lookup)
-			if err != nil {
-				return "", fmt.Errorf("service %s %s: %w", name, field, err)
-			}
-			return got, nil
-		}
-		rs := &renderedService{name: name, svc: s, ports: h.Ports[name], workdir: filepath.Join(root, s.Workdir),
-			source: checkoutKey(inst) + "\x00" + h.SourceRoot + "\x00" + h.SHA}
-		var err error
-		if rs.build, err = exp("build", s.Build); err != nil {
+		// The template owns the variable namespace and the expansion rules
+		// (template env under service env, paths re-checked after
+		// expansion); --set overrides are already applied to t.
+		spec, err := t.ExpandService(name, v, nil)
+		if err != nil {
 			return nil, err
 		}
-		if rs.init, err = exp("init", s.Init); err != nil {
-			return nil, err
+		rs := &renderedService{
+			name: name, svc: t.Services[name], ports: h.Ports[name], workdir: filepath.Join(root, spec.Workdir),
+			source: checkoutKey(inst) + "\x00" + h.SourceRoot + "\x00" + h.SHA,
+			build:  spec.Build, init: spec.Init, run: spec.Run, ready: spec.Ready,
+			env: mergeEnv(base, spec.Env),
 		}
-		if rs.run, err = exp("run", s.Run); err != nil {
-			return nil, err
-		}
-		var tenv, senv []string
-		for k, val := range t.Env {
-			x, err := template.Expand(val, v.Lookup(""))
-			if err != nil {
-				return nil, fmt.Errorf("env %s: %w", k, err)
-			}
-			tenv = append(tenv, k+"="+x)
-		}
-		for k, val := range s.Env {
-			x, err := exp("env "+k, val)
-			if err != nil {
-				return nil, err
-			}
-			senv = append(senv, k+"="+x)
-		}
-		rs.env = mergeEnv(base, tenv, senv)
-		for _, f := range s.Files {
-			content, err := exp("file "+f.Path, f.Content)
-			if err != nil {
-				return nil, err
-			}
-			path, err := exp("file path", f.Path)
-			if err != nil {
-				return nil, err
-			}
+		inputs := sha256.New()
+		for _, f := range spec.Files {
 			mode, perr := strconv.ParseUint(f.Mode, 8, 32)
-			if f.Mode == "" || perr != nil {
+			if perr != nil {
 				mode = 0o644
 			}
-			rs.files = append(rs.files, renderedFile{path: path, content: content, mode: fs.FileMode(mode)})
+			rs.files = append(rs.files, renderedFile{path: f.Path, content: f.Content, mode: fs.FileMode(mode)})
+			fmt.Fprintf(inputs, "%s\x00%o\x00%d\x00%s", f.Path, mode, len(f.Content), f.Content)
+		}
+		if len(spec.Files) > 0 {
+			rs.inputs = hex.EncodeToString(inputs.Sum(nil)[:12])
 		}
 		out[name] = rs
 	}
@@ -519,7 +499,7 @@ func (r *Runtime) startService(ctx context.Context, inst *runtime.Instance, s *r
 		Restart: restart,
 	}
 	done := p.External("start")
-	adopted, err := r.ensureShim(ctx, inst.ID, s.name, spec, s.source)
+	adopted, err := r.ensureShim(ctx, inst.ID, s.name, spec, s.source+"\x00"+s.inputs)
 	done()
 	p.StageFinished(stage, err)
 	startG.end(err)
@@ -533,7 +513,7 @@ func (r *Runtime) startService(ctx context.Context, inst *runtime.Instance, s *r
 	stage = sandbox.StageReady + "/" + s.name
 	p.StageStarted(stage)
 	done = p.External("ready")
-	err = r.waitReady(ctx, probeTarget{id: inst.ID, name: inst.Name, unit: s.name, probe: s.svc.Ready, ports: s.ports, workdir: s.workdir, env: s.env})
+	err = r.waitReady(ctx, probeTarget{id: inst.ID, name: inst.Name, unit: s.name, probe: s.ready, ports: s.ports, workdir: s.workdir, env: s.env})
 	done()
 	p.StageFinished(stage, err)
 	readyG.end(err)
