@@ -19,6 +19,7 @@ import (
 
 	"sandpit.dev/sandpit/internal/proxy"
 	"sandpit.dev/sandpit/internal/sandbox"
+	"sandpit.dev/sandpit/internal/server"
 )
 
 const (
@@ -47,6 +48,9 @@ func runRole(role string) error {
 			_, _ = w.Write(body)
 		})
 	case "sandpit":
+		// The GC settings of `sandpit serve`, so the proxy is measured as
+		// it is served.
+		server.TuneRuntime()
 		h = sandpitProxy(os.Getenv(upstreamEnv))
 	case "go-default":
 		// The baseline the issue measured: httputil's single-host proxy

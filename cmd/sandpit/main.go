@@ -93,6 +93,7 @@ re-adopts them and resumes any launch or deletion that was interrupted.`,
 				return err
 			}
 			cfg.ShimCommand = []string{exe, "shim"}
+			server.TuneRuntime()
 			cfg.Logger = log
 			cfg.Version = version
 			return server.Run(cmd.Context(), cfg)

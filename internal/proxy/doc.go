@@ -22,6 +22,7 @@
 // them in through Config (OnRequest) and the Table. The server also owns the
 // listener; NewServer gives it an http.Server with limits suited to a proxy.
 //
-// It imports only internal/sandbox from this module, so that the API server,
-// the CLI's local mode and benchmarks can all embed it.
+// It imports only internal/sandbox from this module: it must not reach into
+// the store or the runtimes, so that it stays a fast, self-contained piece
+// that the server and bench/proxy embed the same way.
 package proxy

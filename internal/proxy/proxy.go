@@ -45,7 +45,7 @@ type Config struct {
 	// DisableFastPath sends every request through httputil.ReverseProxy
 	// and http.Transport instead of forwarding plain GET/HEAD/OPTIONS
 	// requests inline. It exists to compare the two and as an escape hatch;
-	// the fast path costs about half the CPU per request.
+	// the fast path costs about a third less CPU per request.
 	DisableFastPath bool
 }
 
@@ -122,6 +122,8 @@ type reqState struct {
 
 type stateKey struct{}
 
+// ServeHTTP routes r by its Host and path, forwards it, or answers with a
+// page that says why it cannot.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := p.states.Get().(*reqState)
 	*s = reqState{w: w, req: r, p: p, start: time.Now()}

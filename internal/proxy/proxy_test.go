@@ -563,7 +563,9 @@ func TestFastPathReusesUpstreamConnections(t *testing.T) {
 }
 
 func TestClientLeavingCancelsUpstream(t *testing.T) {
-	for _, phase := range []string{"waiting-for-header", "streaming-body"} {
+	// "waiting-long" leaves the client waiting past watchAfter, when the
+	// fast path starts watching the request's context.
+	for _, phase := range []string{"waiting-for-header", "waiting-long", "streaming-body"} {
 		t.Run(phase, func(t *testing.T) {
 			bothPaths(t, func(t *testing.T, fast bool) {
 				e := newTestEnv(t, fast)
@@ -588,6 +590,9 @@ func TestClientLeavingCancelsUpstream(t *testing.T) {
 					}
 				}()
 				<-arrived
+				if phase == "waiting-long" {
+					time.Sleep(3 * watchAfter)
+				}
 				cancel()
 				// The proxy must close its upstream connection (or cancel
 				// its request), or the upstream handler never returns.
@@ -692,4 +697,34 @@ func TestNewServerLimits(t *testing.T) {
 	if srv.ReadTimeout != 0 || srv.WriteTimeout != 0 {
 		t.Fatal("a whole-request timeout would cut streams and websockets")
 	}
+}
+
+func TestRequestTargetForms(t *testing.T) {
+	bothPaths(t, func(t *testing.T, fast bool) {
+		e := newTestEnv(t, fast)
+		_, up := e.backend(echo("web"))
+		e.ready(up)
+		for _, tt := range []struct{ raw, want string }{
+			// Absolute-form is legal from clients; upstreams get origin-form.
+			{"http://app--shop.localhost/x?y=1", "/x?y=1"},
+			// Parameters servers parse differently are dropped, as
+			// httputil.ReverseProxy does.
+			{"/p?a=1;b=2&c=3", "/p?c=3"},
+		} {
+			c, err := net.Dial("tcp", e.front.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: app--shop.localhost\r\nConnection: close\r\n\r\n", tt.raw)
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			c.Close()
+			if got := decodeEcho(t, string(body)); got.RequestURI != tt.want {
+				t.Errorf("GET %s reached the upstream as %q, want %q", tt.raw, got.RequestURI, tt.want)
+			}
+		}
+	})
 }
