@@ -83,6 +83,12 @@ Examples:
 				if errors.Is(err, context.DeadlineExceeded) {
 					return fmt.Errorf("sandbox %s is not Ready after %s (it keeps launching): watch it with sandpit events %s -f", sb.Name, timeout, sb.Name)
 				}
+				var apiErr *client.Error
+				if !errors.As(err, &apiErr) && cmd.Context().Err() == nil {
+					// The stream broke (the server restarted, the network
+					// went): the launch itself carries on on the server.
+					return fmt.Errorf("lost the server while waiting for %s (%v); the launch continues there: sandpit events %s -f, or sandpit get %s", sb.Name, err, sb.Name, sb.Name)
+				}
 				return err
 			}
 			return a.reportLaunch(final, output)

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"sandpit.dev/sandpit/internal/runtime"
-	"sandpit.dev/sandpit/internal/template"
 )
 
 // checkoutResult is where a sandbox's source ended up.
@@ -323,5 +322,3 @@ type renderedFile struct {
 	content string
 	mode    fs.FileMode
 }
-
-var _ = template.APIVersion

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -37,4 +38,4 @@ func (r *Runtime) cleanup(ctx context.Context, id string) error {
 	return nil
 }
 
-func isNotFound(err error) bool { return err != nil && errorsIs(err, sandbox.ErrNotFound) }
+func isNotFound(err error) bool { return errors.Is(err, sandbox.ErrNotFound) }

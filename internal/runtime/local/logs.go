@@ -18,8 +18,6 @@ import (
 	"sandpit.dev/sandpit/internal/runtime/local/shim"
 )
 
-var errorsIs = errors.Is
-
 // Logs implements runtime.LogReader: a unit's log is its shim-written
 // output merged with its build/init output, in time order.
 func (r *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions, fn func(runtime.LogLine) error) error {
