@@ -54,6 +54,9 @@ type ApplyTemplateResponse struct {
 	// Created is false when the content equals the latest version.
 	Created bool `json:"created"`
 	DryRun  bool `json:"dry_run,omitempty"`
+	// Warnings are things that are not errors but will matter at launch
+	// (a snapshot that does not exist yet), each starting file:line:col.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // TemplateList is a list of templates.

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -77,8 +79,16 @@ clients send it as a bearer token (the CLI reads it from there, or from
 $SANDPIT_TOKEN). When run as root, services and databases run as an
 unprivileged user (--run-as, created if missing), never as root.
 
+Databases and snapshots live in a copy-on-write store under <data-dir>/volumes,
+so a database seeded from a snapshot starts in constant time: btrfs subvolume
+snapshots when the data dir is on btrfs, or (as root) on a btrfs image file
+<data-dir>/volumes.img that the server creates (sparse) and loop-mounts; else
+reflink copies (XFS); plain copies only as the last resort. The start-up log
+says which one it uses and why (--snapshot-store forces one).
+
 Stopping the server (Ctrl-C, SIGTERM) leaves sandboxes running; the next start
-re-adopts them and resumes any launch or deletion that was interrupted.`,
+re-adopts them and resumes any launch, deletion or snapshot that was
+interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)
@@ -109,9 +119,50 @@ re-adopts them and resumes any launch or deletion that was interrupted.`,
 	f.StringVar(&cfg.PortRange, "port-range", "20000-29999", "loopback ports handed to services and databases")
 	f.IntVar(&cfg.Workers, "workers", 4, "sandboxes launched or deleted at once")
 	f.DurationVar(&cfg.StopTimeout, "stop-timeout", 10*time.Second, "grace period between a service's stop signal and SIGKILL")
+	f.StringVar(&cfg.SnapshotStore, "snapshot-store", "auto", "how databases and snapshots are kept: auto, btrfs, reflink or copy")
+	f.Var(byteSize{&cfg.SnapshotImageSize}, "snapshot-image-size", "size of the btrfs image created when the data dir is not btrfs, e.g. 100G (default 80% of the free space; the file is sparse)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return c
+}
+
+// byteSize is a flag holding a size like "512M", "100G" or "2T".
+type byteSize struct{ n *int64 }
+
+func (b byteSize) String() string {
+	if b.n == nil || *b.n == 0 {
+		return ""
+	}
+	return strconv.FormatInt(*b.n, 10)
+}
+
+func (b byteSize) Type() string { return "size" }
+
+func (b byteSize) Set(s string) error {
+	mult := int64(1)
+	num := strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B")
+	num = strings.TrimSuffix(num, "I")
+	if n := len(num); n > 0 {
+		switch num[n-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			num = num[:n-1]
+		}
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("%q is not a size: write it like 512M, 100G or 2T", s)
+	}
+	*b.n = int64(v * float64(mult))
+	return nil
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

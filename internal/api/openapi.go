@@ -54,6 +54,9 @@ func (s *Server) buildOpenAPI() map[string]any {
 		if len(params) > 0 {
 			op["parameters"] = params
 		}
+		if rt.requestBinary != "" {
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{rt.requestBinary: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}}
+		}
 		if rt.request != nil {
 			ct := "application/json"
 			if rt.stream == client.ExecContentType {

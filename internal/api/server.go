@@ -20,6 +20,7 @@ import (
 	"sandpit.dev/sandpit/client"
 	"sandpit.dev/sandpit/internal/notify"
 	"sandpit.dev/sandpit/internal/runtime"
+	"sandpit.dev/sandpit/internal/snapshot"
 	"sandpit.dev/sandpit/internal/store"
 )
 
@@ -51,6 +52,8 @@ type Config struct {
 	// BaseContext ends streaming responses (event and log follows) when the
 	// server shuts down.
 	BaseContext context.Context
+	// Snapshots manages data snapshots (nil: the API answers 501).
+	Snapshots *snapshot.Manager
 }
 
 // Server is the API's http.Handler.
@@ -103,16 +106,17 @@ func New(cfg Config) *Server {
 // route is one API operation; the OpenAPI document is built from the same
 // table, so it cannot drift from what is served.
 type route struct {
-	method, path string
-	public       bool
-	summary      string
-	status       []int // success statuses (default 200)
-	query        []param
-	request      any    // JSON request body
-	response     any    // JSON answer
-	stream       string // content type of a streaming answer
-	streamItem   any    // what a streaming answer carries (NDJSON lines, the exec result frame)
-	handler      http.HandlerFunc
+	method, path  string
+	public        bool
+	summary       string
+	status        []int // success statuses (default 200)
+	query         []param
+	request       any    // JSON request body
+	requestBinary string // content type of a raw request body (an upload)
+	response      any    // JSON answer
+	stream        string // content type of a streaming answer
+	streamItem    any    // what a streaming answer carries (NDJSON lines, the exec result frame)
+	handler       http.HandlerFunc
 }
 
 func (s *Server) table() []route {
@@ -131,6 +135,12 @@ func (s *Server) table() []route {
 		{method: "DELETE", path: "/api/v1/sandboxes/{name}", summary: "Delete a sandbox; it goes in the background", status: []int{http.StatusAccepted}, response: client.Sandbox{}, handler: s.deleteSandbox},
 		{method: "GET", path: "/api/v1/sandboxes/{name}/events", summary: "A sandbox's events; with follow=true a text/event-stream of event, sandbox and deleted messages", query: []param{{"after", "integer", "only events with a larger seq"}, follow}, response: client.EventList{}, stream: "text/event-stream", handler: s.events},
 		{method: "GET", path: "/api/v1/sandboxes/{name}/logs", summary: "Service logs as NDJSON lines (LogLine)", query: []param{{"service", "string", "only this service or dependency"}, {"tail", "integer", "only the last N lines of history"}, follow}, stream: "application/x-ndjson", streamItem: client.LogLine{}, handler: s.logs},
+		{method: "POST", path: "/api/v1/sandboxes/{name}/dependencies/{dependency}/restore", summary: "Reset a dependency's data to a snapshot; the reconciler does it in the background (the returned generation is done when status.observed_generation reaches it)", status: []int{http.StatusAccepted}, request: client.RestoreSnapshotRequest{}, response: client.Sandbox{}, handler: s.restoreSnapshot},
+		{method: "GET", path: "/api/v1/snapshots", summary: "List snapshots, with the sandboxes that use each and how the server stores them", response: client.SnapshotList{}, handler: s.listSnapshots},
+		{method: "POST", path: "/api/v1/snapshots", summary: "Capture a running sandbox's dependency as a snapshot; it is made in the background (phase Creating, then Ready or Failed)", status: []int{http.StatusAccepted}, request: client.CreateSnapshotRequest{}, response: client.Snapshot{}, handler: s.createSnapshot},
+		{method: "GET", path: "/api/v1/snapshots/{name}", summary: "Get a snapshot", response: client.Snapshot{}, handler: s.getSnapshot},
+		{method: "DELETE", path: "/api/v1/snapshots/{name}", summary: "Delete a snapshot; refused (409) while sandboxes use it unless force=true (they keep their data)", status: []int{http.StatusNoContent}, query: []param{{"force", "boolean", "delete even while sandboxes use it"}}, handler: s.deleteSnapshot},
+		{method: "PUT", path: "/api/v1/snapshots/{name}/import", summary: "Import a pg_dump file (custom, tar or plain SQL; the request body, application/octet-stream) as a new snapshot; it is restored in the background", status: []int{http.StatusAccepted}, query: []param{{"type", "string", "dependency type: postgres"}, {"version", "string", "major version (default: the dump's own when installed, else the newest installed)"}, {"database", "string", "database to restore into (default: the dump's own)"}, {"filename", "string", "the dump's file name, for the record"}}, requestBinary: "application/octet-stream", response: client.Snapshot{}, handler: s.importSnapshot},
 		{method: "POST", path: "/api/v1/sandboxes/{name}/exec", summary: "Run a command in a service's environment; request and answer are " + client.ExecContentType + " frame streams (a start frame with an ExecRequest, stdin frames; stdout, stderr and an exit frame with an ExecResult)", request: client.ExecRequest{}, stream: client.ExecContentType, streamItem: client.ExecResult{}, handler: s.exec},
 	}
 }

@@ -38,6 +38,10 @@ func (s *Server) applyTemplate(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = s.checkTemplate(t, req.BaseDir)
 	}
+	var warnings []string
+	if err == nil && s.cfg.Snapshots != nil {
+		warnings, err = s.cfg.Snapshots.CheckTemplate(r.Context(), t)
+	}
 	if err != nil {
 		writeError(w, templateError(err))
 		return
@@ -70,7 +74,7 @@ func (s *Server) applyTemplate(w http.ResponseWriter, r *http.Request) {
 			writeError(w, storeError(err, ""))
 			return
 		}
-		writeJSON(w, http.StatusOK, client.ApplyTemplateResponse{Template: info, DryRun: true, Created: created})
+		writeJSON(w, http.StatusOK, client.ApplyTemplateResponse{Template: info, DryRun: true, Created: created, Warnings: warnings})
 		return
 	}
 	stored, created, err := s.cfg.Store.ApplyTemplate(r.Context(), tv)
@@ -85,7 +89,7 @@ func (s *Server) applyTemplate(w http.ResponseWriter, r *http.Request) {
 	if created {
 		code = http.StatusCreated
 	}
-	writeJSON(w, code, client.ApplyTemplateResponse{Template: templateInfo(stored, t, false), Created: created})
+	writeJSON(w, code, client.ApplyTemplateResponse{Template: templateInfo(stored, t, false), Created: created, Warnings: warnings})
 }
 
 // checkTemplate runs the checks that need the server's host: that a local

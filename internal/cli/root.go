@@ -111,14 +111,15 @@ admin.token in its data dir: --data-dir, $SANDPIT_DATA_DIR, or by default
 	root.SetErr(env.Stderr)
 	root.PersistentFlags().StringVar(&a.server, "server", "", "API address (default $SANDPIT_SERVER or "+DefaultServer+")")
 	root.PersistentFlags().StringVar(&a.dataDir, "data-dir", "", "server data dir to read the admin token from when $SANDPIT_TOKEN is unset")
-	root.AddGroup(&cobra.Group{ID: "sandbox", Title: "Sandboxes:"}, &cobra.Group{ID: "template", Title: "Templates:"}, &cobra.Group{ID: "server", Title: "Server:"})
+	root.AddGroup(&cobra.Group{ID: "sandbox", Title: "Sandboxes:"}, &cobra.Group{ID: "template", Title: "Templates and data:"}, &cobra.Group{ID: "server", Title: "Server:"})
 	for _, c := range []*cobra.Command{a.createCmd(), a.listCmd(), a.getCmd(), a.logsCmd(), a.execCmd(), a.eventsCmd(), a.deleteCmd()} {
 		c.GroupID = "sandbox"
 		root.AddCommand(c)
 	}
-	t := a.templateCmd()
-	t.GroupID = "template"
-	root.AddCommand(t)
+	for _, c := range []*cobra.Command{a.templateCmd(), a.snapshotCmd()} {
+		c.GroupID = "template"
+		root.AddCommand(c)
+	}
 	for _, c := range extra {
 		if !c.Hidden {
 			c.GroupID = "server"

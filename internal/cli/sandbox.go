@@ -333,13 +333,13 @@ func describe(w io.Writer, sb *client.Sandbox, now time.Time) error {
 	if len(st.Dependencies) > 0 {
 		fmt.Fprintln(w, "\nDependencies:")
 		tw = newTable(w)
-		fmt.Fprintln(tw, "  NAME\tTYPE\tSTATE\tADDRESS\tDATABASES")
+		fmt.Fprintln(tw, "  NAME\tTYPE\tSTATE\tADDRESS\tDATABASES\tSNAPSHOT")
 		for _, d := range st.Dependencies {
 			addr := "-"
 			if d.Port > 0 {
 				addr = fmt.Sprintf("%s:%d", d.Host, d.Port)
 			}
-			fmt.Fprintf(tw, "  %s\t%s %s\t%s\t%s\t%s\n", d.Name, d.Type, d.Version, d.State, addr, orDash(strings.Join(d.Databases, ",")))
+			fmt.Fprintf(tw, "  %s\t%s %s\t%s\t%s\t%s\t%s\n", d.Name, d.Type, d.Version, d.State, addr, orDash(strings.Join(d.Databases, ",")), orDash(d.Snapshot))
 		}
 		tw.Flush()
 	}

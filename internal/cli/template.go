@@ -77,6 +77,9 @@ current directory).`,
 			if err != nil {
 				return err
 			}
+			for _, w := range res.Warnings {
+				fmt.Fprintf(a.env.Stderr, "warning: %s\n", w)
+			}
 			if output != "table" {
 				return printData(a.env.Stdout, output, res)
 			}

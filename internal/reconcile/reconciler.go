@@ -42,6 +42,9 @@ type Config struct {
 	OnChange func(sb *sandbox.Sandbox, gone bool)
 	// Registerer receives the reconciler's metrics (none when nil).
 	Registerer prometheus.Registerer
+	// ResolveSnapshot finds the snapshots dependencies start from (nil:
+	// snapshots are not supported, and a dependency naming one fails).
+	ResolveSnapshot runtime.SnapshotResolver
 }
 
 // Result tells the worker when to look at the sandbox again.
@@ -364,6 +367,7 @@ func (r *Reconciler) provision(ctx context.Context, sb *sandbox.Sandbox) (Result
 	inst := &runtime.Instance{
 		ID: sb.ID, Name: sb.Name, Template: t, TemplateVersion: tv.Version, BaseDir: tv.BaseDir,
 		Ref: sb.Spec.Ref, Set: sb.Spec.Set, EndpointURLs: endpointURLs,
+		Seeds: seeds(t, sb.Spec), ResolveSnapshot: r.cfg.ResolveSnapshot,
 	}
 	p := r.newProgress(ctx, sb, st)
 	obs, err := r.cfg.Runtime.Up(upCtx, inst, p)
@@ -406,6 +410,22 @@ func (r *Reconciler) provision(ctx context.Context, sb *sandbox.Sandbox) (Result
 	r.writeStatus(ctx, sb, st)
 	r.log.Info("sandbox ready", "sandbox", sb.Name, "id", sb.ID, "took", round(total), "overhead", round(total-ext))
 	return Result{RequeueAfter: r.cfg.Resync}, nil
+}
+
+// seeds says what each dependency's data starts from: the latest restore
+// request, else the template's snapshot, else nothing (empty). The keys
+// stay the same once a dependency is seeded, so its data is never replaced
+// unless a new restore is asked for.
+func seeds(t *template.Template, spec sandbox.Spec) map[string]runtime.Seed {
+	out := map[string]runtime.Seed{}
+	for _, name := range t.DependencyOrder {
+		if r, ok := spec.Restores[name]; ok {
+			out[name] = runtime.Seed{Key: fmt.Sprintf("restore %d %s", r.Seq, r.Snapshot), Snapshot: r.Snapshot}
+		} else if snap := t.Dependencies[name].Snapshot; snap != "" {
+			out[name] = runtime.Seed{Key: "snapshot " + snap, Snapshot: snap}
+		}
+	}
+	return out
 }
 
 func withMessage(st sandbox.Status, msg string) sandbox.Status {

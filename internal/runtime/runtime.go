@@ -26,6 +26,12 @@ type Instance struct {
 	// EndpointURLs maps endpoint name to its public URL, for
 	// ${endpoints.<name>.url}.
 	EndpointURLs map[string]string
+	// Seeds says, per dependency, what its data starts from; a missing
+	// entry means an empty database.
+	Seeds map[string]Seed
+	// ResolveSnapshot looks up the snapshots Seeds name; it is called only
+	// when a dependency is (re)seeded.
+	ResolveSnapshot SnapshotResolver
 }
 
 // Observation is what a runtime sees of a sandbox.
@@ -160,3 +166,73 @@ func IsPermanent(err error) bool {
 // ErrNotFound reports an unknown sandbox, service or dependency (it is
 // sandbox.ErrNotFound, which HandleStore also returns for a missing handle).
 var ErrNotFound = sandbox.ErrNotFound
+
+// Seed says what a dependency's data starts from.
+type Seed struct {
+	// Key identifies the request: a runtime (re)seeds a dependency when
+	// Key differs from the key it last seeded it with, and never
+	// otherwise. Empty means "an empty database of the dependency's
+	// version".
+	Key string
+	// Snapshot names the snapshot to start from ("" = empty).
+	Snapshot string
+}
+
+// SnapshotRef is a Ready snapshot as a runtime needs it to seed from.
+type SnapshotRef struct {
+	ID, Name, Type, Version string
+	// Handle is what the runtime returned when it made the snapshot.
+	Handle []byte
+}
+
+// SnapshotResolver looks a snapshot up by name when a runtime needs it. A
+// missing or failed snapshot is a Permanent error; one still being created
+// is not (the reconciler retries).
+type SnapshotResolver func(ctx context.Context, name string) (*SnapshotRef, error)
+
+// SnapshotData is what a runtime made for a new snapshot.
+type SnapshotData struct {
+	Version   string
+	SizeBytes int64
+	// Method is how the data is stored: "btrfs", "reflink" or "copy".
+	Method string
+	// Database and Format describe an import: the database the dump went
+	// into and the dump's format ("custom", "tar" or "plain").
+	Database, Format string
+	// Handle is the runtime's private record (where the data is, the
+	// cluster's credentials); it is stored and handed back in SnapshotRef.
+	Handle []byte
+}
+
+// ImportRequest restores a dump into a new snapshot.
+type ImportRequest struct {
+	SnapshotID string
+	// Type is the dependency type; Version the major version ("" lets the
+	// runtime pick: the dump's own when installed, else the newest).
+	Type, Version string
+	// DumpPath is the dump file on the server's host.
+	DumpPath string
+	// Database is the database to restore into ("" = the dump's own).
+	Database string
+}
+
+// Snapshotter is the optional capability to capture, import and keep
+// dependency snapshots, and to seed dependencies from them (Instance.Seeds).
+type Snapshotter interface {
+	// SnapshotStore says how snapshots are kept ("btrfs", "reflink" or
+	// "copy") and describes the store in one line for logs and the API.
+	SnapshotStore() (method, description string)
+	// CaptureSnapshot makes a consistent copy of a sandbox's dependency:
+	// it stops the dependency, copies its data, and starts it again.
+	CaptureSnapshot(ctx context.Context, sandboxID, dependency, snapshotID string) (*SnapshotData, error)
+	// ImportSnapshot restores a dump, once, into a fresh cluster that
+	// becomes the snapshot's data.
+	ImportSnapshot(ctx context.Context, req ImportRequest) (*SnapshotData, error)
+	// DeleteSnapshot removes a snapshot's data (and anything a creation
+	// interrupted by a crash left). Sandboxes seeded from it keep theirs.
+	// It succeeds for ids it has never seen.
+	DeleteSnapshot(ctx context.Context, snapshotID string) error
+	// SnapshotIDs lists the snapshot ids the runtime holds anything for,
+	// finished or not, so leftovers of a crash can be removed.
+	SnapshotIDs(ctx context.Context) ([]string, error)
+}

@@ -38,4 +38,8 @@ const (
 	ReasonAdopted        = "Adopted"
 	ReasonServiceExited  = "ServiceExited"
 	ReasonInfo           = "Info"
+	// Snapshots: a dependency's data came from a snapshot (at launch or by
+	// `sandpit snapshot restore`), or a snapshot was captured from it.
+	ReasonSnapshotRestored = "SnapshotRestored"
+	ReasonSnapshotCaptured = "SnapshotCaptured"
 )

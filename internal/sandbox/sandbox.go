@@ -33,6 +33,18 @@ type Spec struct {
 	DeletionRequestedAt *time.Time `json:"deletion_requested_at,omitempty"`
 	// CreatedBy names who asked for it (the token's subject).
 	CreatedBy string `json:"created_by,omitempty"`
+	// Restores asks, per dependency, for its data to be reset to a
+	// snapshot (`sandpit snapshot restore`). Each request bumps Seq, so
+	// asking twice for the same snapshot resets twice.
+	Restores map[string]Restore `json:"restores,omitempty"`
+}
+
+// Restore is one request to reset a dependency's data to a snapshot.
+type Restore struct {
+	Snapshot    string    `json:"snapshot"`
+	Seq         int       `json:"seq"`
+	RequestedAt time.Time `json:"requested_at"`
+	RequestedBy string    `json:"requested_by,omitempty"`
 }
 
 // Deleting reports whether deletion was requested.
@@ -113,7 +125,10 @@ type DependencyStatus struct {
 	Host      string       `json:"host,omitempty"`
 	Port      int          `json:"port,omitempty"`
 	Databases []string     `json:"databases,omitempty"`
-	Message   string       `json:"message,omitempty"`
+	// Snapshot names the snapshot the data was last seeded (or restored)
+	// from; empty for a database that started empty.
+	Snapshot string `json:"snapshot,omitempty"`
+	Message  string `json:"message,omitempty"`
 }
 
 // StageState is where one launch stage is.

@@ -27,6 +27,7 @@ import (
 	"sandpit.dev/sandpit/internal/runtime/local"
 	"sandpit.dev/sandpit/internal/runtime/local/proc"
 	"sandpit.dev/sandpit/internal/sandbox"
+	"sandpit.dev/sandpit/internal/snapshot"
 	"sandpit.dev/sandpit/internal/store"
 	"sandpit.dev/sandpit/internal/store/sqlite"
 )
@@ -42,6 +43,13 @@ type Config struct {
 	PortRange   string // "20000-29999"
 	Workers     int
 	StopTimeout time.Duration
+	// SnapshotStore forces how snapshots and dependency data are kept:
+	// "btrfs", "reflink" or "copy" ("" or "auto" picks the best this host
+	// allows; see volume.Open).
+	SnapshotStore string
+	// SnapshotImageSize is the size of the btrfs image created when the
+	// data dir is not btrfs (0: 80% of the free space, sparse).
+	SnapshotImageSize int64
 	// ShimCommand starts a shim (the sandpit binary and "shim").
 	ShimCommand []string
 	Logger      *slog.Logger
@@ -98,9 +106,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	vols, err := OpenVolumes(ctx, dataDir, cfg.SnapshotStore, cfg.SnapshotImageSize, log)
+	if err != nil {
+		return err
+	}
+	log.Info("snapshot store: "+vols.Describe(), "method", vols.Method())
 	rt, err := local.New(ctx, local.Config{
 		DataDir: dataDir, HomeDir: cfg.HomeDir, User: user, ShimCommand: cfg.ShimCommand,
 		PortLow: lo, PortHigh: hi, Handles: st, Logger: log, StopTimeout: cfg.StopTimeout,
+		Volumes: vols,
 	})
 	if err != nil {
 		return err
@@ -133,8 +147,27 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	table := proxy.NewTable()
 	broker := notify.New()
-	rec := reconcile.New(reconcile.Config{
-		Store: st, Runtime: rt, Logger: log, Workers: cfg.Workers, EndpointURL: endpointURL, Registerer: reg,
+	var rec *reconcile.Reconciler
+	snaps := snapshot.New(snapshot.Config{
+		Store: st, Runtime: rt, Logger: log, SpoolDir: filepath.Join(dataDir, "incoming"),
+		Notify: broker.Notify,
+		OnReady: func(*sandbox.Snapshot) {
+			// Sandboxes waiting for it are retried with backoff; look at
+			// them now instead.
+			sbs, err := st.ListSandboxes(context.Background(), store.ListOptions{})
+			if err != nil {
+				return
+			}
+			for _, sb := range sbs {
+				if sb.Status.Phase != sandbox.PhaseReady {
+					rec.Enqueue(sb.ID)
+				}
+			}
+		},
+	})
+	rec = reconcile.New(reconcile.Config{
+		ResolveSnapshot: snaps.Resolve,
+		Store:           st, Runtime: rt, Logger: log, Workers: cfg.Workers, EndpointURL: endpointURL, Registerer: reg,
 		OnChange: func(sb *sandbox.Sandbox, gone bool) {
 			if gone {
 				table.Delete(sb.Name)
@@ -157,6 +190,7 @@ func Run(ctx context.Context, cfg Config) error {
 	apiHandler := api.New(api.Config{
 		Store: st, Runtime: rt, Enqueue: rec.Enqueue, Broker: broker, Logger: log, Token: token,
 		Gatherer: reg, Registerer: reg, Version: cfg.Version, BaseContext: streamsCtx,
+		Snapshots: snaps,
 	})
 	apiSrv := &http.Server{
 		Handler:           apiHandler,
@@ -173,6 +207,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	recCtx, stopRec := context.WithCancel(context.Background())
+	defer stopRec()
+	if err := snaps.Start(recCtx); err != nil {
+		return err
+	}
+	defer snaps.Wait()
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	wg.Add(3)

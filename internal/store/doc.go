@@ -1,5 +1,6 @@
 // Package store owns Sandpit's persistent state: template versions,
-// sandboxes (spec and status), their event logs and the runtimes' handles.
+// sandboxes (spec and status), their event logs, the runtimes' handles and
+// the records of data snapshots (the data itself lives elsewhere).
 //
 // Store is the interface; adapters live in sub-packages (sqlite/ is the
 // embedded default) and must pass the conformance suite in storetest/, which

@@ -9,7 +9,7 @@ import (
 
 // Sentinel errors. Adapters wrap them so callers can use errors.Is.
 var (
-	// ErrNotFound: no such template, version, sandbox or handle.
+	// ErrNotFound: no such template, version, sandbox, handle or snapshot.
 	ErrNotFound = sandbox.ErrNotFound
 	// ErrConflict: the name is taken, or a concurrent change won.
 	ErrConflict = sandbox.ErrConflict
@@ -100,6 +100,32 @@ type Store interface {
 	DeleteHandle(ctx context.Context, sandboxID string) error
 	// ListHandles returns every handle of one runtime, by sandbox id.
 	ListHandles(ctx context.Context, runtime string) (map[string][]byte, error)
+
+	// CreateSnapshot inserts s. It fails with ErrConflict when the name or
+	// the id is taken. It sets ID (sandbox.NewSnapshotID) when empty,
+	// CreatedAt (now) when zero and Phase (SnapshotCreating) when empty; s is
+	// updated in place, and only on success. A given CreatedAt or ReadyAt
+	// is kept as stored (UTC, microseconds). An empty Name or a negative
+	// SizeBytes is refused.
+	CreateSnapshot(ctx context.Context, s *sandbox.Snapshot) error
+	// GetSnapshot and GetSnapshotByName return one snapshot. Like every
+	// read of a snapshot they return UsedBy as nil: it is computed
+	// elsewhere, never stored. Handle is returned byte for byte, and as nil
+	// when the snapshot has none (an empty Handle is stored as none).
+	GetSnapshot(ctx context.Context, id string) (*sandbox.Snapshot, error)
+	GetSnapshotByName(ctx context.Context, name string) (*sandbox.Snapshot, error)
+	// ListSnapshots returns every snapshot, ordered by name.
+	ListSnapshots(ctx context.Context) ([]*sandbox.Snapshot, error)
+	// UpdateSnapshot stores s's mutable fields (Phase, Message, SizeBytes,
+	// Method, Version, ReadyAt, Handle, Source.Database, Source.Format),
+	// found by ID. Name, Type, the rest of Source, CreatedBy and CreatedAt
+	// never change, whatever s holds. ErrNotFound when it is gone. An empty
+	// Phase or a negative SizeBytes is refused. s itself is not modified:
+	// read the snapshot back for what was stored (ReadyAt to the
+	// microsecond).
+	UpdateSnapshot(ctx context.Context, s *sandbox.Snapshot) error
+	// DeleteSnapshot removes a snapshot record.
+	DeleteSnapshot(ctx context.Context, id string) error
 
 	Close() error
 }

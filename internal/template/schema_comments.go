@@ -7,7 +7,7 @@ package template
 var schemaComments = map[string]string{
 	"sandpit.dev/sandpit/internal/template.Dependency":            "Dependency is a managed backing service.",
 	"sandpit.dev/sandpit/internal/template.Dependency.Databases":  "Databases to create (default: one named after the dependency). The first is the one ${dependencies.<name>.url} names.",
-	"sandpit.dev/sandpit/internal/template.Dependency.Snapshot":   "Snapshot is reserved for data snapshots.",
+	"sandpit.dev/sandpit/internal/template.Dependency.Snapshot":   "Snapshot names the data snapshot the dependency starts from (see `sandpit snapshot`); it must hold the same type and major version. Without it the database starts empty.",
 	"sandpit.dev/sandpit/internal/template.Dependency.Type":       "Type is the kind of dependency; \"postgres\" for now.",
 	"sandpit.dev/sandpit/internal/template.Dependency.Version":    "Version is the major version, for example \"15\".",
 	"sandpit.dev/sandpit/internal/template.Endpoint":              "Endpoint is a named HTTP entry point routed by path prefix.",

@@ -171,7 +171,9 @@ type Dependency struct {
 	// Databases to create (default: one named after the dependency). The
 	// first is the one ${dependencies.<name>.url} names.
 	Databases []string `yaml:"databases,omitempty" json:"databases,omitempty"`
-	// Snapshot is reserved for data snapshots.
+	// Snapshot names the data snapshot the dependency starts from (see
+	// `sandpit snapshot`); it must hold the same type and major version.
+	// Without it the database starts empty.
 	Snapshot string `yaml:"snapshot,omitempty" json:"snapshot,omitempty"`
 }
 

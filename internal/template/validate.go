@@ -401,6 +401,11 @@ func (v *validator) dependency(p fieldPath, d *Dependency) {
 	if vp := p.field("version"); v.has(vp) && !versionRE.MatchString(d.Version) {
 		v.errorf(v.at(vp), vp, "%s is %q: write the major version only, digits like \"15\"", vp, d.Version)
 	}
+	if sp := p.field("snapshot"); v.has(sp) {
+		if err := sandbox.ValidateSnapshotName(d.Snapshot); err != nil {
+			v.errorf(v.at(sp), sp, "%s: %v", sp, err)
+		}
+	}
 	first := map[string]fieldPath{}
 	for i, db := range d.Databases {
 		dp := p.field("databases").index(i)

@@ -24,7 +24,9 @@ import (
 	"sandpit.dev/sandpit/internal/runtime/local"
 	"sandpit.dev/sandpit/internal/runtime/local/proc"
 	"sandpit.dev/sandpit/internal/runtime/local/shim"
+	"sandpit.dev/sandpit/internal/runtime/local/volume"
 	"sandpit.dev/sandpit/internal/sandbox"
+	"sandpit.dev/sandpit/internal/snapshot"
 	"sandpit.dev/sandpit/internal/store"
 	"sandpit.dev/sandpit/internal/store/sqlite"
 )
@@ -92,6 +94,9 @@ func sweep() {
 			_ = proc.SignalGroup(p.PGID, syscall.SIGKILL)
 			_ = proc.Signal(p.PID, syscall.SIGKILL)
 		}
+		// A snapshot store's image stays mounted when its test died; the
+		// image file goes with the directory once it is unmounted.
+		_ = syscall.Unmount(filepath.Join(dir, "volumes"), syscall.MNT_DETACH)
 		os.RemoveAll(dir)
 	}
 }
@@ -111,6 +116,8 @@ type Stack struct {
 	API *api.Server
 	// Reconciler is the stack's running reconciler.
 	Reconciler *reconcile.Reconciler
+	Snapshots  *snapshot.Manager
+	Volumes    *volume.Store
 }
 
 // Options adjust a stack.
@@ -122,6 +129,11 @@ type Options struct {
 	// Resync is how often settled sandboxes are looked at again (default:
 	// the reconciler's).
 	Resync time.Duration
+	// SnapshotStore picks how dependency data and snapshots are kept:
+	// "" means plain copies (cheap for tests that do not care); "auto"
+	// does what `sandpit serve` does as root (a loop-mounted btrfs image);
+	// "btrfs", "reflink" and "copy" force one.
+	SnapshotStore string
 }
 
 // portBlock hands each stack of this process its own block of ports, so
@@ -193,9 +205,26 @@ func StartWith(t testing.TB, opts Options) *Stack {
 		t.Fatal(err)
 	}
 	lo, hi := ports()
+	vopts := volume.Options{Root: filepath.Join(dir, "volumes"), Want: volume.Copy, Logger: log}
+	switch opts.SnapshotStore {
+	case "":
+	case "auto":
+		vopts.Want = ""
+		vopts.Image, vopts.ImageSize = filepath.Join(dir, "volumes.img"), 8<<30
+	default:
+		vopts.Want = volume.Method(opts.SnapshotStore)
+		vopts.Image, vopts.ImageSize = filepath.Join(dir, "volumes.img"), 8<<30
+	}
+	vols, err := volume.Open(ctx, vopts)
+	if err != nil {
+		st.Close()
+		os.RemoveAll(dir)
+		t.Fatal(err)
+	}
 	rt, err := local.New(ctx, local.Config{
 		DataDir: dir, User: user, ShimCommand: []string{exe, "shim"},
 		PortLow: lo, PortHigh: hi, Handles: st, Logger: log, StopTimeout: 5 * time.Second,
+		Volumes: vols,
 	})
 	if err != nil {
 		st.Close()
@@ -208,17 +237,32 @@ func StartWith(t testing.TB, opts Options) *Stack {
 	if opts.WrapRuntime != nil {
 		driven = opts.WrapRuntime(rt)
 	}
-	rec := reconcile.New(reconcile.Config{
+	var rec *reconcile.Reconciler
+	snaps := snapshot.New(snapshot.Config{
+		Store: st, Runtime: rt, Logger: log, SpoolDir: filepath.Join(dir, "incoming"), Notify: broker.Notify,
+		OnReady: func(*sandbox.Snapshot) {
+			sbs, _ := st.ListSandboxes(context.Background(), store.ListOptions{})
+			for _, sb := range sbs {
+				rec.Enqueue(sb.ID)
+			}
+		},
+	})
+	rec = reconcile.New(reconcile.Config{
 		Store: st, Runtime: driven, Logger: log, Workers: 4, EndpointURL: EndpointURL, Registerer: reg, Resync: opts.Resync,
-		OnChange: func(sb *sandbox.Sandbox, gone bool) { broker.Notify(sb.ID) },
+		OnChange:        func(sb *sandbox.Sandbox, gone bool) { broker.Notify(sb.ID) },
+		ResolveSnapshot: snaps.Resolve,
 	})
 	streams, endStreams := context.WithCancel(context.Background())
 	handler := api.New(api.Config{
 		Store: st, Runtime: driven, Enqueue: rec.Enqueue, Broker: broker, Logger: log, Token: Token,
 		Gatherer: reg, Registerer: reg, Version: Version, BaseContext: streams, Heartbeat: time.Second,
+		Snapshots: snaps,
 	})
 	srv := httptest.NewServer(handler)
 	recCtx, stopRec := context.WithCancel(context.Background())
+	if err := snaps.Start(recCtx); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -231,14 +275,19 @@ func StartWith(t testing.TB, opts Options) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Stack{URL: srv.URL, DataDir: dir, Store: st, Runtime: rt, Client: c, Registry: reg, API: handler, Reconciler: rec}
+	s := &Stack{URL: srv.URL, DataDir: dir, Store: st, Runtime: rt, Client: c, Registry: reg, API: handler, Reconciler: rec, Snapshots: snaps, Volumes: vols}
 	t.Cleanup(func() {
 		s.deleteAll(t)
 		endStreams()
 		srv.Close()
 		stopRec()
 		wg.Wait()
+		snaps.Wait()
+		s.deleteSnapshots(t)
 		s.checkNoProcesses(t)
+		if err := vols.Unmount(); err != nil {
+			t.Errorf("cleanup: unmount the snapshot store: %v", err)
+		}
 		st.Close()
 		if !t.Failed() || os.Getenv("SANDPIT_TEST_KEEP") == "" {
 			os.RemoveAll(dir)
@@ -287,6 +336,25 @@ func (s *Stack) deleteAll(t testing.TB) {
 	held, err := s.Runtime.Sandboxes(ctx)
 	if err != nil || len(held) > 0 {
 		t.Errorf("cleanup: the runtime still holds %v (err %v) after every sandbox was deleted", held, err)
+	}
+}
+
+// deleteSnapshots removes every snapshot's data (read-only btrfs
+// snapshots would defeat RemoveAll), then checks that no data volume of a
+// sandbox is left.
+func (s *Stack) deleteSnapshots(t testing.TB) {
+	ctx := context.Background()
+	ids, err := s.Runtime.SnapshotIDs(ctx)
+	if err != nil {
+		t.Errorf("cleanup: list snapshot data: %v", err)
+	}
+	for _, id := range ids {
+		if err := s.Runtime.DeleteSnapshot(ctx, id); err != nil {
+			t.Errorf("cleanup: delete snapshot data %s: %v", id, err)
+		}
+	}
+	if left, err := s.Volumes.List(ctx, "deps"); err != nil || len(left) > 0 {
+		t.Errorf("cleanup: data volumes left after every sandbox was deleted: %v (err %v)", left, err)
 	}
 }
 

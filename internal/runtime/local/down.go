@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"sandpit.dev/sandpit/internal/runtime"
@@ -15,8 +16,13 @@ import (
 // directory (checkout, data, logs), free its ports and forget its handle —
 // in that order, so an interrupted Down is simply run again.
 func (r *Runtime) Down(ctx context.Context, id string, p runtime.Progress) error {
+	unlock, err := r.lockSandbox(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	p.StageStarted("stop")
-	err := r.stopUnits(ctx, id)
+	err = r.stopUnits(ctx, id)
 	p.StageFinished("stop", err)
 	if err != nil {
 		return err
@@ -28,6 +34,22 @@ func (r *Runtime) Down(ctx context.Context, id string, p runtime.Progress) error
 }
 
 func (r *Runtime) cleanup(ctx context.Context, id string) error {
+	// Data volumes first: they may be subvolumes, which RemoveAll cannot
+	// remove, and they are the biggest thing to leak.
+	deps, err := r.vols.List(ctx, "deps/"+id)
+	if err != nil {
+		return err
+	}
+	for _, dep := range deps {
+		if err := r.vols.Delete(ctx, dataVolume(id, dep)); err != nil {
+			return fmt.Errorf("remove the data of %s: %w", dep, err)
+		}
+	}
+	if p, err := r.vols.Path("deps/" + id); err == nil {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", p, err)
+		}
+	}
 	if err := os.RemoveAll(r.SandboxDir(id)); err != nil {
 		return fmt.Errorf("remove %s: %w", r.SandboxDir(id), err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"sandpit.dev/sandpit/internal/runtime"
 	"sandpit.dev/sandpit/internal/runtime/local/proc"
+	"sandpit.dev/sandpit/internal/runtime/local/volume"
 )
 
 // Name is the runtime's name.
@@ -53,6 +54,9 @@ type Config struct {
 	// StopTimeout is the grace period between the stop signal and SIGKILL
 	// (default 10s).
 	StopTimeout time.Duration
+	// Volumes is the copy-on-write store that holds dependencies' data
+	// and snapshots (default: plain copies under DataDir/volumes).
+	Volumes *volume.Store
 }
 
 // DefaultPassEnv are passed through to services unless configured
@@ -74,12 +78,17 @@ type Runtime struct {
 	tasks map[string]map[int]bool
 	// gitLocks serialises fetches into one mirror.
 	gitLocks map[string]*sync.Mutex
+	// sandboxLocks serialise what changes one sandbox's processes and data
+	// (Up, Down, capturing a snapshot of it).
+	sandboxLocks map[string]chan struct{}
+	vols         *volume.Store
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
 var _ runtime.LogReader = (*Runtime)(nil)
 var _ runtime.Execer = (*Runtime)(nil)
 var _ runtime.TemplateChecker = (*Runtime)(nil)
+var _ runtime.Snapshotter = (*Runtime)(nil)
 
 // New returns a local runtime. It reserves the ports recorded in existing
 // handles, so a restarted server never hands them out twice.
@@ -111,6 +120,13 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Volumes == nil {
+		v, err := volume.Open(ctx, volume.Options{Root: filepath.Join(cfg.DataDir, "volumes"), Want: volume.Copy, Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("local runtime: %w", err)
+		}
+		cfg.Volumes = v
+	}
 	r := &Runtime{
 		cfg:      cfg,
 		node:     NodeID(cfg.DataDir),
@@ -118,6 +134,9 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		ports:    newPortAllocator(cfg.PortLow, cfg.PortHigh),
 		tasks:    map[string]map[int]bool{},
 		gitLocks: map[string]*sync.Mutex{},
+
+		sandboxLocks: map[string]chan struct{}{},
+		vols:         cfg.Volumes,
 	}
 	for _, d := range []string{r.sandboxesDir(), filepath.Join(cfg.DataDir, "git")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -261,9 +280,17 @@ func (r *Runtime) Sandboxes(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	for _, p := range procs {
-		if p.Sandbox != "" {
+		// Imports run under their snapshot's id ("snap-..."): not a sandbox.
+		if strings.HasPrefix(p.Sandbox, "sb-") {
 			ids[p.Sandbox] = true
 		}
+	}
+	vols, err := r.vols.List(ctx, "deps")
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range vols {
+		ids[id] = true
 	}
 	out := make([]string, 0, len(ids))
 	for id := range ids {
@@ -293,6 +320,24 @@ func (r *Runtime) ownTask(id string, pid int) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.tasks[id][pid]
+}
+
+// lockSandbox waits until nothing else changes sandbox id (or ctx ends)
+// and returns the function that lets the next one in.
+func (r *Runtime) lockSandbox(ctx context.Context, id string) (unlock func(), err error) {
+	r.mu.Lock()
+	ch := r.sandboxLocks[id]
+	if ch == nil {
+		ch = make(chan struct{}, 1)
+		r.sandboxLocks[id] = ch
+	}
+	r.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func (r *Runtime) gitLock(key string) *sync.Mutex {

@@ -541,7 +541,7 @@ services:
 	if uid := procUID(t, st.PID); uid != svcUser.UID {
 		t.Errorf("postgres runs as uid %d, want %d", uid, svcUser.UID)
 	}
-	dataDir := filepath.Join(r.depDir(inst.ID, "db"), "data")
+	dataDir := r.dataDir(inst.ID, "db")
 	if fi, err := os.Stat(dataDir); err != nil || int(fi.Sys().(*syscall.Stat_t).Uid) != svcUser.UID {
 		t.Errorf("data dir %s: %v, want owned by uid %d", dataDir, err, svcUser.UID)
 	}

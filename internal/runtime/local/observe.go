@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -44,9 +45,11 @@ func (r *Runtime) observe(id string, h *handle) (*runtime.Observation, error) {
 			})
 			continue
 		}
+		snap, _ := os.ReadFile(r.markerPath(id, "snapshot-"+u.Name))
 		obs.Dependencies = append(obs.Dependencies, sandbox.DependencyStatus{
 			Name: u.Name, Type: u.Kind, State: state, Ready: ready,
 			Host: "127.0.0.1", Port: h.Ports[u.Name]["postgres"], Message: msg,
+			Snapshot: string(snap),
 		})
 	}
 	return obs, nil

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,10 +18,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"sandpit.dev/sandpit/internal/runtime"
 	"sandpit.dev/sandpit/internal/runtime/local/logfile"
 	"sandpit.dev/sandpit/internal/runtime/local/shim"
+	"sandpit.dev/sandpit/internal/runtime/local/volume"
+	"sandpit.dev/sandpit/internal/sandbox"
 	"sandpit.dev/sandpit/internal/template"
 )
 
@@ -43,16 +48,23 @@ func (r *Runtime) ensurePassword(id, dep string) (string, error) {
 	if b, err := os.ReadFile(p); err == nil && len(b) > 0 {
 		return string(b), nil
 	}
-	var raw [18]byte
-	if _, err := rand.Read(raw[:]); err != nil {
+	pw, err := randomPassword()
+	if err != nil {
 		return "", err
 	}
-	pw := base64.RawURLEncoding.EncodeToString(raw[:])
 	tmp := p + ".tmp"
 	if err := os.WriteFile(tmp, []byte(pw), 0o600); err != nil {
 		return "", err
 	}
 	return pw, os.Rename(tmp, p)
+}
+
+func randomPassword() (string, error) {
+	var raw [18]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(raw[:]), nil
 }
 
 func (r *Runtime) readPassword(id, dep string) string {
@@ -104,8 +116,27 @@ func (r *Runtime) CheckTemplate(t *template.Template) error {
 	return nil
 }
 
+// seedKey is the key of the seed marker: what the dependency's data was
+// made from. A different key means new data: the old data is dropped.
+func seedKey(d *template.Dependency, s runtime.Seed) string {
+	if s.Key == "" {
+		return "initdb " + d.Version
+	}
+	return s.Key
+}
+
+// dataVolume names a dependency's data volume in the volume store.
+func dataVolume(id, dep string) string { return "deps/" + id + "/" + dep }
+
+// dataDir is a dependency's PostgreSQL data directory.
+func (r *Runtime) dataDir(id, dep string) string {
+	p, _ := r.vols.Path(dataVolume(id, dep))
+	return p
+}
+
 // ensurePostgres makes a sandbox's cluster exist, run and hold its
-// databases. Each step is marked done only after it succeeded.
+// databases. Each step is marked done only after it succeeded, so an
+// interrupted call is simply made again.
 func (r *Runtime) ensurePostgres(ctx context.Context, inst *runtime.Instance, h *handle, name string, d *template.Dependency, p runtime.Progress) error {
 	id := inst.ID
 	bin, err := r.pgBinDir(d.Version)
@@ -113,11 +144,16 @@ func (r *Runtime) ensurePostgres(ctx context.Context, inst *runtime.Instance, h 
 		return runtime.Permanent(err)
 	}
 	dir := r.depDir(id, name)
-	data := filepath.Join(dir, "data")
 	port := h.Ports[name]["postgres"]
 	pw, err := r.ensurePassword(id, name)
 	if err != nil {
 		return fmt.Errorf("generate password: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := r.cfg.User.Chown(dir); err != nil {
+		return err
 	}
 	tl, err := logfile.Open(r.taskLog(id, name), r.cfg.LogMaxBytes)
 	if err != nil {
@@ -125,62 +161,24 @@ func (r *Runtime) ensurePostgres(ctx context.Context, inst *runtime.Instance, h 
 	}
 	defer tl.Close()
 
-	initKey := "initdb " + d.Version
-	if !r.isDone(id, "initdb-"+name, initKey) {
-		if err := os.RemoveAll(dir); err != nil {
-			return fmt.Errorf("remove half-initialised cluster: %w", err)
-		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
-		}
-		if err := r.cfg.User.Chown(dir); err != nil {
-			return err
-		}
-		pwfile := filepath.Join(dir, ".pwfile")
-		if err := os.WriteFile(pwfile, []byte(pw+"\n"), 0o600); err != nil {
-			return err
-		}
-		if err := r.cfg.User.Chown(pwfile); err != nil {
-			return err
-		}
-		done := p.External("initdb")
-		err := r.runTask(ctx, id, task{
-			unit: name, what: "initdb of " + name, stream: "init",
-			argv: []string{filepath.Join(bin, "initdb"), "--pgdata=" + data, "--username=" + postgresUser,
-				"--auth=scram-sha-256", "--pwfile=" + pwfile, "--encoding=UTF8", "--locale=C.UTF-8",
-				"--no-instructions"},
-			dir: dir, env: r.baseEnv(id, inst.Name), log: tl,
-		})
-		done()
-		os.Remove(pwfile)
+	seed := inst.Seeds[name]
+	key := seedKey(d, seed)
+	// oldPassword is the password the cluster's superuser has until it is
+	// set to this sandbox's own (a cloned snapshot has its source's).
+	var oldPassword string
+	if !r.isDone(id, "seed-"+name, key) {
+		oldPassword, err = r.seedPostgres(ctx, inst, name, d, seed, bin, pw, tl, p)
 		if err != nil {
-			var te *taskError
-			if errors.As(err, &te) {
-				return runtime.Permanent(err)
-			}
 			return err
 		}
-		if err := r.markDone(id, "initdb-"+name, initKey); err != nil {
+		if err := r.markDone(id, "seed-"+name, key); err != nil {
 			return err
 		}
+	} else if !r.isDone(id, "password-"+name, "set") {
+		oldPassword = r.readSnapshotPassword(id, name)
 	}
 
-	spec := &shim.Spec{
-		Name: name,
-		Argv: []string{filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port),
-			"-c", "listen_addresses=127.0.0.1",
-			// No Unix socket: sandbox paths can exceed the 107-byte socket
-			// path limit, and TCP on loopback is all services use.
-			"-c", "unix_socket_directories=",
-			// Small footprint: many sandboxes share one host.
-			"-c", "shared_buffers=16MB", "-c", "max_connections=50",
-			"-c", "logging_collector=off"},
-		Dir:        dir,
-		Env:        mergeEnv(r.baseEnv(id, inst.Name)),
-		Restart:    string(template.RestartAlways),
-		StopSignal: syscall.SIGINT, // fast shutdown: do not wait for clients
-	}
-	adopted, err := r.ensureShim(ctx, id, name, spec, "")
+	adopted, err := r.ensureShim(ctx, id, name, r.postgresSpec(id, inst.Name, name, bin, port), "")
 	if err != nil {
 		return err
 	}
@@ -188,12 +186,23 @@ func (r *Runtime) ensurePostgres(ctx context.Context, inst *runtime.Instance, h 
 		p.Event("Normal", "Adopted", fmt.Sprintf("dependency %s kept running across a server restart; adopted", name))
 	}
 	done := p.External("postgres start")
-	conn, err := r.waitPostgres(ctx, id, name, port, pw)
+	conn, err := r.waitPostgres(ctx, id, name, port, pw, oldPassword)
 	done()
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
+	if !r.isDone(id, "password-"+name, "set") {
+		// The cluster came from a snapshot: give it this sandbox's own
+		// password, so sandboxes from one snapshot do not share one.
+		if _, err := conn.Exec(ctx, "ALTER ROLE "+postgresUser+" PASSWORD "+quoteLiteral(pw)); err != nil {
+			return fmt.Errorf("set the password of %s: %w", name, err)
+		}
+		if err := r.markDone(id, "password-"+name, "set"); err != nil {
+			return err
+		}
+		os.Remove(r.snapshotPasswordPath(id, name))
+	}
 	dbKey := strings.Join(d.Databases, ",")
 	if r.isDone(id, "databases-"+name, dbKey) {
 		return nil
@@ -215,15 +224,200 @@ func (r *Runtime) ensurePostgres(ctx context.Context, inst *runtime.Instance, h 
 	return r.markDone(id, "databases-"+name, dbKey)
 }
 
+// postgresSpec is how a dependency's cluster runs under its shim.
+func (r *Runtime) postgresSpec(id, sandboxName, name, bin string, port int) *shim.Spec {
+	return &shim.Spec{
+		Name: name,
+		Argv: []string{filepath.Join(bin, "postgres"), "-D", r.dataDir(id, name), "-p", strconv.Itoa(port),
+			"-c", "listen_addresses=127.0.0.1",
+			// No Unix socket: sandbox paths can exceed the 107-byte socket
+			// path limit, and TCP on loopback is all services use.
+			"-c", "unix_socket_directories=",
+			// Small footprint: many sandboxes share one host.
+			"-c", "shared_buffers=16MB", "-c", "max_connections=50",
+			"-c", "logging_collector=off"},
+		Dir:        r.depDir(id, name),
+		Env:        mergeEnv(r.baseEnv(id, sandboxName)),
+		Restart:    string(template.RestartAlways),
+		StopSignal: syscall.SIGINT, // fast shutdown: do not wait for clients
+	}
+}
+
+// seedPostgres replaces a dependency's data: it stops the cluster, drops
+// its volume and makes a new one, empty (initdb) or cloned from a
+// snapshot. It returns the superuser password the new data has when that
+// is not the sandbox's own.
+func (r *Runtime) seedPostgres(ctx context.Context, inst *runtime.Instance, name string, d *template.Dependency, seed runtime.Seed, bin, pw string, tl *logfile.Writer, p runtime.Progress) (string, error) {
+	id := inst.ID
+	// Resolve first: a snapshot still being created must not cost the
+	// sandbox its current data while it waits.
+	var ref *runtime.SnapshotRef
+	var sh snapshotHandle
+	if seed.Snapshot != "" {
+		if inst.ResolveSnapshot == nil {
+			return "", runtime.Permanent(fmt.Errorf("dependency %s starts from snapshot %q, but this server has no snapshot store", name, seed.Snapshot))
+		}
+		var err error
+		if ref, err = inst.ResolveSnapshot(ctx, seed.Snapshot); err != nil {
+			return "", err
+		}
+		if ref.Type != d.Type || ref.Version != d.Version {
+			return "", runtime.Permanent(fmt.Errorf("snapshot %s holds %s %s data, but dependency %s is %s %s: use a snapshot of the same type and major version", ref.Name, ref.Type, ref.Version, name, d.Type, d.Version))
+		}
+		if err := json.Unmarshal(ref.Handle, &sh); err != nil || sh.Volume == "" {
+			return "", runtime.Permanent(fmt.Errorf("snapshot %s: its record is unreadable (%v); import or capture it again", ref.Name, err))
+		}
+	}
+	for _, m := range []string{"seed-", "password-", "databases-", "snapshot-"} {
+		if err := os.Remove(r.markerPath(id, m+name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+	}
+	if err := r.stopUnits(ctx, id, name); err != nil {
+		return "", err
+	}
+	vol := dataVolume(id, name)
+	if err := r.vols.Delete(ctx, vol); err != nil {
+		return "", fmt.Errorf("remove the old data of %s: %w", name, err)
+	}
+	data := r.dataDir(id, name)
+
+	if ref != nil {
+		// The snapshot's password goes to disk before the clone exists, so
+		// a server killed in between can still log in to finish the job.
+		if err := os.WriteFile(r.snapshotPasswordPath(id, name), []byte(sh.Password), 0o600); err != nil {
+			return "", err
+		}
+		done := p.External("snapshot clone")
+		start := time.Now()
+		err := r.vols.Clone(ctx, sh.Volume, vol)
+		took := time.Since(start)
+		done()
+		if err != nil {
+			return "", fmt.Errorf("clone snapshot %s for %s: %w", ref.Name, name, err)
+		}
+		// A cluster that crashed mid-capture would leave a pid file that
+		// makes postgres refuse to start; captures stop it cleanly, but
+		// imports of other clusters' files may not have.
+		_ = os.Remove(filepath.Join(data, "postmaster.pid"))
+		if err := r.markDone(id, "snapshot-"+name, ref.Name); err != nil {
+			return "", err
+		}
+		p.Event(sandbox.EventNormal, sandbox.ReasonSnapshotRestored, fmt.Sprintf("dependency %s: data from snapshot %s (%s %s) by %s in %s", name, ref.Name, ref.Type, ref.Version, describeMethod(r.vols.Method()), roundDuration(took)))
+		return sh.Password, nil
+	}
+
+	if err := r.vols.Create(ctx, vol); err != nil {
+		return "", fmt.Errorf("create the data volume of %s: %w", name, err)
+	}
+	if err := r.cfg.User.Chown(data); err != nil {
+		return "", err
+	}
+	if err := r.initdb(ctx, id, inst.Name, name, bin, data, pw, tl, p); err != nil {
+		return "", err
+	}
+	if err := r.markDone(id, "password-"+name, "set"); err != nil {
+		return "", err
+	}
+	return "", nil
+}
+
+// initdb makes an empty cluster in data (an empty directory the service
+// user owns) whose superuser has password pw.
+func (r *Runtime) initdb(ctx context.Context, id, sandboxName, unit, bin, data, pw string, tl *logfile.Writer, p runtime.Progress) error {
+	dir := filepath.Dir(data)
+	// initdb runs as the service user: the file goes in a directory only
+	// that user (and root) can enter.
+	userPW := filepath.Join(dir, ".pwfile-"+unit)
+	if err := os.WriteFile(userPW, []byte(pw+"\n"), 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(userPW)
+	if err := r.cfg.User.Chown(userPW); err != nil {
+		return err
+	}
+	done := p.External("initdb")
+	err := r.runTask(ctx, id, task{
+		unit: unit, what: "initdb of " + unit, stream: "init",
+		argv: []string{filepath.Join(bin, "initdb"), "--pgdata=" + data, "--username=" + postgresUser,
+			"--auth=scram-sha-256", "--pwfile=" + userPW, "--encoding=UTF8", "--locale=C.UTF-8",
+			"--no-instructions"},
+		dir: dir, env: r.baseEnv(id, sandboxName), log: tl,
+	})
+	done()
+	var te *taskError
+	if errors.As(err, &te) {
+		return runtime.Permanent(err)
+	}
+	return err
+}
+
+// snapshotHandle is the local runtime's record of a snapshot.
+type snapshotHandle struct {
+	// Volume names the frozen data in the volume store.
+	Volume string `json:"volume"`
+	// Password is the superuser's password inside the data.
+	Password string `json:"password"`
+}
+
+func (r *Runtime) snapshotPasswordPath(id, dep string) string {
+	return filepath.Join(r.stateDir(id), dep+".snapshot-password")
+}
+
+func (r *Runtime) readSnapshotPassword(id, dep string) string {
+	b, _ := os.ReadFile(r.snapshotPasswordPath(id, dep))
+	return string(b)
+}
+
+// quoteLiteral quotes s as an SQL string literal.
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+func describeMethod(m volume.Method) string {
+	switch m {
+	case volume.Btrfs:
+		return "btrfs snapshot (no data copied)"
+	case volume.Reflink:
+		return "reflink copy (data blocks shared, not copied)"
+	default:
+		return "plain copy (no btrfs or reflink here: see the snapshot store line in `sandpit serve`'s log)"
+	}
+}
+
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond)
+	case d < time.Second:
+		return d.Round(100 * time.Microsecond)
+	default:
+		return d.Round(10 * time.Millisecond)
+	}
+}
+
 // waitPostgres connects as the superuser, retrying fast at first, until the
 // cluster accepts connections, it exits, or the timeout passes.
-func (r *Runtime) waitPostgres(ctx context.Context, id, name string, port int, pw string) (*pgx.Conn, error) {
-	dsn := postgresURL("127.0.0.1", port, pw, "postgres") + "&connect_timeout=2"
+//
+// Passwords are tried in turn when one is refused: a cluster cloned from a
+// snapshot has its source's password until it is set to the sandbox's own.
+func (r *Runtime) waitPostgres(ctx context.Context, id, name string, port int, passwords ...string) (*pgx.Conn, error) {
 	deadline := time.Now().Add(pgReadyTimeout)
-	wait := 5 * time.Millisecond
+	wait := 2 * time.Millisecond
 	var last error
 	for {
-		conn, err := pgx.Connect(ctx, dsn)
+		var conn *pgx.Conn
+		var err error
+		for _, pw := range passwords {
+			if pw == "" {
+				continue
+			}
+			conn, err = pgx.Connect(ctx, postgresURL("127.0.0.1", port, pw, "postgres")+"&connect_timeout=2")
+			var pgErr *pgconn.PgError
+			if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "28P01" {
+				break
+			}
+		}
 		if err == nil {
 			return conn, nil
 		}

@@ -23,6 +23,11 @@ import (
 // Up implements runtime.Runtime.
 func (r *Runtime) Up(ctx context.Context, inst *runtime.Instance, p runtime.Progress) (*runtime.Observation, error) {
 	t := inst.Template
+	unlock, err := r.lockSandbox(ctx, inst.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	h, err := r.prepare(ctx, inst)
 	if err != nil {
 		return nil, err

@@ -72,8 +72,8 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 //
 // A migration runs with foreign_keys on (it cannot be switched inside a
 // transaction); one that rebuilds a referenced table must account for that.
-func (s *Store) migrate(ctx context.Context) error {
-	ms, err := loadMigrations(migrationFS)
+func (s *Store) migrate(ctx context.Context, fsys fs.FS) error {
+	ms, err := loadMigrations(fsys)
 	if err != nil {
 		return fmt.Errorf("load migrations: %w", err)
 	}

@@ -50,6 +50,12 @@ var _ store.Store = (*Store)(nil)
 // and applies pending migrations. The directory must exist. A nil logger
 // discards logs.
 func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
+	return open(ctx, path, logger, migrationFS)
+}
+
+// open is Open with the migrations read from fsys (a migrations directory),
+// so that tests can make a database as an older Sandpit left it.
+func open(ctx context.Context, path string, logger *slog.Logger, fsys fs.FS) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -76,7 +82,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	s.writer.SetConnMaxLifetime(0)
 	s.writer.SetConnMaxIdleTime(0)
 
-	if err := s.init(ctx); err != nil {
+	if err := s.init(ctx, fsys); err != nil {
 		s.writer.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
 	}
@@ -98,7 +104,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 
 // init checks the journal mode and migrates; it runs on the writer before
 // any reader connection exists.
-func (s *Store) init(ctx context.Context) error {
+func (s *Store) init(ctx context.Context, migrations fs.FS) error {
 	var mode string
 	if err := s.writer.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		return err
@@ -109,7 +115,7 @@ func (s *Store) init(ctx context.Context) error {
 	if mode != "wal" {
 		return fmt.Errorf("journal_mode is %q, not wal: put the database on a local filesystem that supports shared memory", mode)
 	}
-	return s.migrate(ctx)
+	return s.migrate(ctx, migrations)
 }
 
 // dsn builds a file: URI so that any path (with '?', '#' or '%' in it)

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -363,6 +364,13 @@ func TestReopenKeepsData(t *testing.T) {
 	if err := s.SaveHandle(ctx, sb.ID, "local", []byte("handle")); err != nil {
 		t.Fatal(err)
 	}
+	ready := now()
+	snap := &sandbox.Snapshot{Name: "snap", Type: "postgres", Version: "15", Phase: sandbox.SnapshotReady,
+		SizeBytes: 42, Method: "copy", ReadyAt: &ready, Handle: []byte{0x00, 'h'},
+		Source: sandbox.SnapshotSource{Kind: sandbox.SnapshotFromSandbox, Sandbox: sb.Name, SandboxID: sb.ID, Dependency: "db"}}
+	if err := s.CreateSnapshot(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
 	before, err := s.GetSandbox(ctx, sb.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -393,6 +401,14 @@ func TestReopenKeepsData(t *testing.T) {
 	}
 	if rt, data, err := s.LoadHandle(ctx, sb.ID); err != nil || rt != "local" || string(data) != "handle" {
 		t.Errorf("handle after reopen: %q %q %v", rt, data, err)
+	}
+	gotSnap, err := s.GetSnapshotByName(ctx, "snap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotSnap.ID != snap.ID || gotSnap.SizeBytes != 42 || !bytes.Equal(gotSnap.Handle, snap.Handle) ||
+		!gotSnap.CreatedAt.Equal(snap.CreatedAt) || gotSnap.ReadyAt == nil || !gotSnap.ReadyAt.Equal(ready) {
+		t.Errorf("snapshot after reopen: %+v, want %+v", gotSnap, snap)
 	}
 	// The sequence carries on rather than restarting.
 	next, err := s.AppendEvent(ctx, sandbox.Event{SandboxID: sb.ID, Reason: sandbox.ReasonInfo})
@@ -514,5 +530,207 @@ func TestCloseTwice(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// migrationsUpTo is the embedded migrations directory cut at version v: what
+// an older Sandpit had.
+func migrationsUpTo(t *testing.T, v int) fstest.MapFS {
+	t.Helper()
+	ms, err := loadMigrations(migrationFS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{"migrations": &fstest.MapFile{Mode: os.ModeDir | 0o755}}
+	for _, m := range ms[:v] {
+		fsys["migrations/"+m.name] = &fstest.MapFile{Data: []byte(m.sql)}
+	}
+	return fsys
+}
+
+// schemaOf describes every table and index (with its SQL), so that two
+// databases' schemas can be compared. SQLite's own bookkeeping tables
+// (sqlite_sequence, and the sqlite_stat tables PRAGMA optimize makes) are
+// left out: they depend on what the database has seen, not on its schema.
+func schemaOf(t *testing.T, s *Store) []string {
+	t.Helper()
+	rows, err := s.reader.QueryContext(t.Context(), `SELECT type, name, tbl_name, sql FROM sqlite_schema
+		WHERE name <> 'sqlite_sequence' AND name NOT LIKE 'sqlite_stat%' ORDER BY type, name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var typ, name, tbl string
+		var def sql.NullString
+		if err := rows.Scan(&typ, &name, &tbl, &def); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s %s on %s: %s", typ, name, tbl, def.String))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestUpgradeFromV1 opens a database as Sandpit left it before snapshots
+// (schema version 1, with data in every table) with the current code: it
+// must gain the snapshots table and keep everything else as it was.
+func TestUpgradeFromV1(t *testing.T) {
+	if knownVersion(t) < 2 {
+		t.Fatal("this test expects at least schema version 2")
+	}
+	path := filepath.Join(t.TempDir(), "sandpit.db")
+	ctx := t.Context()
+
+	old, err := open(ctx, path, nil, migrationsUpTo(t, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := schemaVersion(ctx, old.reader); err != nil || v != 1 {
+		t.Fatalf("old database at schema version %d, %v; want 1", v, err)
+	}
+	if err := old.CreateSnapshot(ctx, &sandbox.Snapshot{Name: "too-early"}); err == nil {
+		t.Fatal("CreateSnapshot worked on a version 1 database; the test is not testing an old schema")
+	}
+	tv, _, err := old.ApplyTemplate(ctx, store.TemplateVersion{Name: "shop", Source: []byte("name: shop\n"), Filename: "shop.yaml", Digest: "d1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := &sandbox.Sandbox{Name: "kept", Spec: sandbox.Spec{Template: "shop", TemplateVersion: 1, Set: map[string]string{"k": "v"}}}
+	if err := old.CreateSandbox(ctx, sb); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.UpdateStatus(ctx, sb.ID, sandbox.Status{Phase: sandbox.PhaseReady, Message: "up"}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := old.AppendEvent(ctx, sandbox.Event{SandboxID: sb.ID, Reason: sandbox.ReasonCreated, Message: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.SaveHandle(ctx, sb.ID, "local", []byte{0x00, 0xff}); err != nil {
+		t.Fatal(err)
+	}
+	sbBefore, err := old.GetSandbox(ctx, sb.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rowsBefore := migrationRows(t, old)
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	var logs logBuffer
+	s := openTest(t, path, slog.New(slog.NewTextHandler(&logs, nil)))
+	if n := logs.count("applied store migration"); n != knownVersion(t)-1 {
+		t.Errorf("upgrade logged %d applied migrations, want %d", n, knownVersion(t)-1)
+	}
+	if !strings.Contains(logs.buf.String(), "version=2 name=0002_snapshots.sql") {
+		t.Errorf("upgrade log does not mention 0002_snapshots.sql:\n%s", logs.buf.String())
+	}
+	rows := migrationRows(t, s)
+	if len(rows) != knownVersion(t) || rows[0] != rowsBefore[0] {
+		t.Errorf("schema_migrations after the upgrade: %v; want %v and the newer versions", rows, rowsBefore)
+	}
+	for i, r := range rows {
+		if r.Version != i+1 {
+			t.Errorf("migration row %d is version %d", i, r.Version)
+		}
+	}
+	if v, err := schemaVersion(ctx, s.reader); err != nil || v != knownVersion(t) {
+		t.Errorf("schema version after the upgrade %d, %v; want %d", v, err, knownVersion(t))
+	}
+
+	// The old data is all there.
+	got, err := s.GetSandbox(ctx, sb.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "kept" || got.Status.Phase != sandbox.PhaseReady || got.Spec.Set["k"] != "v" ||
+		got.Generation != sbBefore.Generation || !got.CreatedAt.Equal(sbBefore.CreatedAt) || !got.UpdatedAt.Equal(sbBefore.UpdatedAt) {
+		t.Errorf("sandbox after the upgrade: %+v, want %+v", got, sbBefore)
+	}
+	if gotTV, err := s.GetTemplate(ctx, "shop", 0); err != nil || gotTV.Version != tv.Version || !gotTV.CreatedAt.Equal(tv.CreatedAt) {
+		t.Errorf("template after the upgrade: %+v, %v; want %+v", gotTV, err, tv)
+	}
+	if evs, err := s.ListEvents(ctx, sb.ID, 0, 0); err != nil || len(evs) != 1 || evs[0].Seq != ev.Seq {
+		t.Errorf("events after the upgrade: %+v, %v; want [%+v]", evs, err, ev)
+	}
+	if rt, data, err := s.LoadHandle(ctx, sb.ID); err != nil || rt != "local" || !bytes.Equal(data, []byte{0x00, 0xff}) {
+		t.Errorf("handle after the upgrade: %q %q %v", rt, data, err)
+	}
+
+	// Snapshots work.
+	snap := &sandbox.Snapshot{Name: "first", Type: "postgres", Version: "15", Handle: []byte("h"),
+		Source: sandbox.SnapshotSource{Kind: sandbox.SnapshotFromSandbox, Sandbox: sb.Name, SandboxID: sb.ID, Dependency: "db"}}
+	if err := s.CreateSnapshot(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := s.ListSnapshots(ctx); err != nil || len(l) != 1 || l[0].ID != snap.ID || string(l[0].Handle) != "h" {
+		t.Errorf("ListSnapshots after the upgrade: %+v, %v", l, err)
+	}
+
+	// An upgraded database has exactly the schema of a new one.
+	fresh := openTest(t, filepath.Join(t.TempDir(), "fresh.db"), nil)
+	if up, nw := schemaOf(t, s), schemaOf(t, fresh); strings.Join(up, "\n") != strings.Join(nw, "\n") {
+		t.Errorf("upgraded schema differs from a new database's:\n%s\n---\n%s", strings.Join(up, "\n"), strings.Join(nw, "\n"))
+	}
+}
+
+// TestSnapshotQueriesUseIndexes checks that the lookups by name and the
+// list's ORDER BY name use the index behind name's UNIQUE constraint rather
+// than a scan and a sort.
+func TestSnapshotQueriesUseIndexes(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "sandpit.db"), nil)
+	for _, q := range []string{
+		`SELECT ` + snapshotColumns + ` FROM snapshots ORDER BY name`,
+		`SELECT ` + snapshotColumns + ` FROM snapshots WHERE name = 'x'`,
+		`SELECT ` + snapshotColumns + ` FROM snapshots WHERE id = 'x'`,
+	} {
+		rows, err := s.reader.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		p := strings.Join(plan, "; ")
+		if strings.Contains(p, "TEMP B-TREE") || !strings.Contains(p, "INDEX") {
+			t.Errorf("%s\nplan: %s; want an index and no sort", q, p)
+		}
+	}
+}
+
+// TestOlderSandpitRefusesUpgradedDatabase: once upgraded, a database is not
+// opened by a Sandpit that predates the upgrade (it would not know the
+// snapshots table), and trying leaves it intact.
+func TestOlderSandpitRefusesUpgradedDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sandpit.db")
+	s := openTest(t, path, nil)
+	if err := s.CreateSnapshot(t.Context(), &sandbox.Snapshot{Name: "new"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := open(t.Context(), path, nil, migrationsUpTo(t, 1))
+	if !errors.Is(err, ErrSchemaTooNew) {
+		t.Fatalf("open by a version 1 Sandpit: %v, want ErrSchemaTooNew", err)
+	}
+	if want := fmt.Sprintf("database schema version %d is newer than this sandpit (knows 1)", knownVersion(t)); !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+	s = openTest(t, path, nil)
+	if _, err := s.GetSnapshotByName(t.Context(), "new"); err != nil {
+		t.Errorf("snapshot after the refused open: %v", err)
 	}
 }

@@ -290,6 +290,9 @@ var contextTests = []test{
 func testCanceled(t *testing.T, s store.Store) {
 	sb := mustCreate(t, s, newSandbox("live", "shop"))
 	mustApply(t, s, tmpl("shop", "x"))
+	snap := mustCreateSnapshot(t, s, fullSnapshot("kept"))
+	snapUpd := *snap
+	snapUpd.Phase, snapUpd.Message = sandbox.SnapshotFailed, "never stored"
 	if err := s.SaveHandle(t.Context(), sb.ID, "local", []byte("h")); err != nil {
 		t.Fatal(err)
 	}
@@ -319,6 +322,12 @@ func testCanceled(t *testing.T, s store.Store) {
 		{"LoadHandle", func() error { _, _, err := s.LoadHandle(ctx, sb.ID); return err }},
 		{"DeleteHandle", func() error { return s.DeleteHandle(ctx, sb.ID) }},
 		{"ListHandles", func() error { _, err := s.ListHandles(ctx, "local"); return err }},
+		{"CreateSnapshot", func() error { return s.CreateSnapshot(ctx, newSnapshot("never")) }},
+		{"GetSnapshot", func() error { _, err := s.GetSnapshot(ctx, snap.ID); return err }},
+		{"GetSnapshotByName", func() error { _, err := s.GetSnapshotByName(ctx, snap.Name); return err }},
+		{"ListSnapshots", func() error { _, err := s.ListSnapshots(ctx); return err }},
+		{"UpdateSnapshot", func() error { return s.UpdateSnapshot(ctx, &snapUpd) }},
+		{"DeleteSnapshot", func() error { return s.DeleteSnapshot(ctx, snap.ID) }},
 	}
 	for _, c := range calls {
 		if err := c.call(); !errors.Is(err, context.Canceled) {
@@ -343,5 +352,9 @@ func testCanceled(t *testing.T, s store.Store) {
 	}
 	if evs, err := s.ListEvents(t.Context(), sb.ID, 0, 0); err != nil || len(evs) != 0 {
 		t.Errorf("canceled AppendEvent: %d events, %v; want 0", len(evs), err)
+	}
+	checkSnapshotReads(t, s, "snapshot after canceled writes", snap)
+	if _, err := s.GetSnapshotByName(t.Context(), "never"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("canceled CreateSnapshot stored a snapshot: %v", err)
 	}
 }

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Sandboxes", sandboxTests},
 		{"Events", eventTests},
 		{"Handles", handleTests},
+		{"Snapshots", snapshotTests},
 		{"Times", timeTests},
 		{"Context", contextTests},
 	}
