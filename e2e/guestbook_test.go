@@ -61,10 +61,10 @@ func TestGuestbook(t *testing.T) {
 			t.Errorf("service %s has the same port in both sandboxes", a.Status.Services[i].Name)
 		}
 	}
-	// Each sandbox's PostgreSQL keeps its data in that sandbox's directory.
+	// Each sandbox's PostgreSQL keeps its data in a volume of its own.
 	for _, sb := range []*client.Sandbox{a, b} {
 		dataDir := strings.TrimSpace(s.mustCLI("exec", sb.Name, "db", "--", "psql", "-Atc", "show data_directory"))
-		want := filepath.Join(s.dataDir, "sandboxes", sb.ID)
+		want := filepath.Join(s.dataDir, "volumes", "deps", sb.ID)
 		if !strings.HasPrefix(dataDir, want+"/") {
 			t.Errorf("%s's database keeps its data in %s, want under %s", sb.Name, dataDir, want)
 		}

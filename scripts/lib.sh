@@ -20,10 +20,18 @@ apt_install() {
 }
 
 # install_runtime_deps: git for checkouts, PostgreSQL 15 for the example's
-# database, curl to look at the result, passwd for useradd.
+# database, curl to look at the result, passwd for useradd, btrfs-progs for
+# the snapshot store's btrfs image (constant-time database seeding).
 install_runtime_deps() {
 	command -v go >/dev/null || { echo "Go is required (https://go.dev/doc/install); it is not on PATH" >&2; return 1; }
-	local pkgs=(git ca-certificates curl passwd)
+	local pkgs=(git ca-certificates curl passwd btrfs-progs)
 	[ -x /usr/lib/postgresql/15/bin/postgres ] || pkgs+=(postgresql-15)
 	apt_install "${pkgs[@]}"
+}
+
+# install_test_deps: what the tests need beyond the runtime: xfsprogs to
+# test the snapshot store's reflink method on a real XFS filesystem.
+install_test_deps() {
+	install_runtime_deps
+	apt_install xfsprogs
 }

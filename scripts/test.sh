@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-install_runtime_deps
+install_test_deps
 export CI=${CI:-true} # tests that need PostgreSQL fail rather than skip
 
 echo "==> go vet" >&2

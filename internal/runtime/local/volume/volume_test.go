@@ -3,6 +3,7 @@ package volume
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -32,7 +33,7 @@ var testTime = time.Date(2021, 3, 4, 5, 6, 7, 123456789, time.UTC)
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (loop mounts, chown)")
+		skipOrFail(t, "needs root (loop mounts, chown)")
 	}
 }
 
@@ -40,9 +41,19 @@ func requireCommands(t *testing.T, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("needs %s: %v", n, err)
+			skipOrFail(t, fmt.Sprintf("needs %s (scripts/test.sh installs it): %v", n, err))
 		}
 	}
+}
+
+// skipOrFail skips on a developer's machine but fails under CI, where
+// scripts/test.sh has installed everything.
+func skipOrFail(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatal(why)
+	}
+	t.Skip(why)
 }
 
 // testDir makes a directory under /var/tmp (ext4 here, so no reflink) that
