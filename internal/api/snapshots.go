@@ -10,7 +10,6 @@ import (
 	"sandpit.dev/sandpit/client"
 	"sandpit.dev/sandpit/internal/sandbox"
 	"sandpit.dev/sandpit/internal/snapshot"
-	"sandpit.dev/sandpit/internal/store"
 )
 
 // snapshotError maps the snapshot manager's errors to API errors.
@@ -162,7 +161,7 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now().UTC()
 	updated, err := s.cfg.Store.UpdateSpec(r.Context(), sb.ID, func(spec *sandbox.Spec) error {
 		if spec.Deleting() {
-			return fmt.Errorf("%w: sandbox %s is being deleted", store.ErrConflict, sb.Name)
+			return &client.Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf("sandbox %s is being deleted", sb.Name)}
 		}
 		seq := 1
 		if old, ok := spec.Restores[dep]; ok {
@@ -174,6 +173,11 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 		spec.Restores[dep] = sandbox.Restore{Snapshot: req.Snapshot, Seq: seq, RequestedAt: now.Truncate(time.Microsecond), RequestedBy: "admin"}
 		return nil
 	})
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		writeError(w, ce)
+		return
+	}
 	if err != nil {
 		writeError(w, storeError(err, ""))
 		return

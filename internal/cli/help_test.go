@@ -14,6 +14,8 @@ func TestHelp(t *testing.T) {
 		{}, {"create"}, {"list"}, {"get"}, {"logs"}, {"exec"}, {"events"}, {"delete"},
 		{"template"}, {"template", "apply"}, {"template", "list"}, {"template", "get"},
 		{"template", "versions"}, {"template", "schema"},
+		{"snapshot"}, {"snapshot", "create"}, {"snapshot", "import"}, {"snapshot", "list"},
+		{"snapshot", "get"}, {"snapshot", "delete"}, {"snapshot", "restore"},
 	} {
 		name := "help/" + strings.Join(append([]string{"sandpit"}, cmd...), "_")
 		t.Run(name, func(t *testing.T) {
@@ -39,19 +41,25 @@ func TestUsageErrors(t *testing.T) {
 	t.Parallel()
 	e := env{vars: map[string]string{"SANDPIT_SERVER": "http://127.0.0.1:1"}}
 	for name, args := range map[string][]string{
-		"unknown_command":     {"lsit"},
-		"unknown_flag":        {"list", "--colour"},
-		"missing_argument":    {"get"},
-		"extra_argument":      {"get", "a", "b"},
-		"create_no_template":  {"create", "demo"},
-		"create_bad_set":      {"create", "demo", "--template", "shop", "--set", "LOG_LEVEL"},
-		"create_bad_output":   {"create", "demo", "--template", "shop", "-o", "xml"},
-		"list_bad_output":     {"list", "-o", "wide"},
-		"exec_no_dash":        {"exec", "demo", "api", "ls"},
-		"exec_no_command":     {"exec", "demo", "api", "--"},
-		"apply_no_file":       {"template", "apply"},
-		"logs_bad_output":     {"logs", "demo", "-o", "yaml"},
-		"template_get_output": {"template", "get", "shop", "-o", "table"},
+		"unknown_command":          {"lsit"},
+		"unknown_flag":             {"list", "--colour"},
+		"missing_argument":         {"get"},
+		"extra_argument":           {"get", "a", "b"},
+		"create_no_template":       {"create", "demo"},
+		"create_bad_set":           {"create", "demo", "--template", "shop", "--set", "LOG_LEVEL"},
+		"create_bad_output":        {"create", "demo", "--template", "shop", "-o", "xml"},
+		"list_bad_output":          {"list", "-o", "wide"},
+		"exec_no_dash":             {"exec", "demo", "api", "ls"},
+		"exec_no_command":          {"exec", "demo", "api", "--"},
+		"apply_no_file":            {"template", "apply"},
+		"logs_bad_output":          {"logs", "demo", "-o", "yaml"},
+		"template_get_output":      {"template", "get", "shop", "-o", "table"},
+		"snapshot_create_no_from":  {"snapshot", "create", "x"},
+		"snapshot_create_bad_from": {"snapshot", "create", "x", "--from", "demo"},
+		"snapshot_import_no_type":  {"snapshot", "import", "x", "--file", "f"},
+		"snapshot_import_no_file":  {"snapshot", "import", "x", "--type", "postgres"},
+		"snapshot_restore_no_to":   {"snapshot", "restore", "x"},
+		"snapshot_list_bad_output": {"snapshot", "list", "-o", "xml"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			expect(t, "usage/"+name, nil, 2, e.sandpit(t, args...))

@@ -24,8 +24,8 @@ func (a *app) snapshotCmd() *cobra.Command {
 		Short:   "Capture, import, list, restore and delete data snapshots",
 		Long: `Snapshots are named, immutable copies of a dependency's data. A dependency
 with "snapshot: NAME" in its template starts from that data without copying it
-(btrfs snapshots or reflink copies; see the snapshot store line in
-'sandpit serve''s log), so a seeded database is as cheap as an empty one.
+(btrfs snapshots or reflink copies; the server logs which one it uses when it
+starts), so a seeded database is as cheap as an empty one.
 
   sandpit snapshot import shop-seed --type postgres --file shop.dump
   sandpit snapshot create good-state --from demo/db
@@ -121,7 +121,8 @@ func (a *app) finishSnapshot(ctx context.Context, cl *client.Client, s *client.S
 	final, err := cl.WaitSnapshot(ctx, s.Name, 250*time.Millisecond, func(*client.Snapshot) {
 		// A long import gets a sign of life; a terminal gets it in place.
 		if tty {
-			fmt.Fprintf(a.env.Stderr, "\r  %s elapsed", dur(time.Since(start)))
+			// \x1b[K clears what a longer line drawn before left.
+			fmt.Fprintf(a.env.Stderr, "\r  %s elapsed\x1b[K", dur(time.Since(start)))
 		} else if time.Since(last) > 30*time.Second {
 			last = time.Now()
 			fmt.Fprintf(a.env.Stderr, "  still working (%s)\n", dur(time.Since(start)))
@@ -200,19 +201,22 @@ its database itself (pg_dump --create) or be given --database.
 				return err
 			}
 			var body io.Reader = f
+			stopProgress := func() {}
 			if a.env.IsTerminal(a.env.Stderr) && st.Size() > 0 {
 				pr := &progressReader{r: f, total: st.Size()}
-				stop := pr.show(a.env.Stderr)
-				defer stop()
+				stopProgress = pr.show(a.env.Stderr)
 				body = pr
 			}
 			s, err := cl.ImportSnapshot(cmd.Context(), client.ImportSnapshotRequest{
 				Name: args[0], Type: typ, Version: version, Database: database, Filename: filepath.Base(file),
 			}, body)
+			// The upload is over: its progress line goes before the wait
+			// draws its own.
+			stopProgress()
 			if err != nil {
 				return err
 			}
-			return a.finishSnapshot(cmd.Context(), cl, s, wait, timeout, output, "restoring "+filepath.Base(file))
+			return a.finishSnapshot(cmd.Context(), cl, s, wait, timeout, output, "importing "+filepath.Base(file))
 		},
 	}
 	c.Flags().StringVarP(&file, "file", "f", "", "the dump: pg_dump custom (-Fc) or tar (-Ft) archive, or plain SQL")
@@ -246,7 +250,7 @@ func (p *progressReader) show(w io.Writer) (stop func()) {
 		defer t.Stop()
 		for {
 			n := p.n.Load()
-			fmt.Fprintf(w, "\r  uploading %s / %s (%d%%)", humanBytes(n), humanBytes(p.total), n*100/p.total)
+			fmt.Fprintf(w, "\r  uploading %s / %s (%d%%)\x1b[K", humanBytes(n), humanBytes(p.total), n*100/p.total)
 			select {
 			case <-done:
 				fmt.Fprint(w, "\r\x1b[K")
@@ -290,9 +294,16 @@ func printSnapshots(w io.Writer, items []client.Snapshot, now time.Time) error {
 		if s.Phase == sandbox.SnapshotReady {
 			size = humanBytes(s.SizeBytes)
 		}
-		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Type, orDash(s.Version), s.Phase, size, sourceOf(s), orDash(strings.Join(s.UsedBy, ",")), age(now.Sub(s.CreatedAt)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, typeOf(s), s.Phase, size, sourceOf(s), orDash(strings.Join(s.UsedBy, ",")), age(now.Sub(s.CreatedAt)))
 	}
 	return tw.Flush()
+}
+
+// typeOf is a snapshot's type and major version ("postgres 15"), or its
+// type alone while the version is unknown (an import that failed before
+// reading its dump's).
+func typeOf(s client.Snapshot) string {
+	return strings.TrimSpace(s.Type + " " + s.Version)
 }
 
 func sourceOf(s client.Snapshot) string {
@@ -321,7 +332,7 @@ func describeSnapshot(w io.Writer, s *client.Snapshot, now time.Time) error {
 	tw := newTable(w)
 	fmt.Fprintf(tw, "Name:\t%s\n", s.Name)
 	fmt.Fprintf(tw, "ID:\t%s\n", s.ID)
-	fmt.Fprintf(tw, "Type:\t%s %s\n", s.Type, orDash(s.Version))
+	fmt.Fprintf(tw, "Type:\t%s\n", typeOf(*s))
 	phase := string(s.Phase)
 	if s.Message != "" {
 		phase += " (" + firstLine(s.Message) + ")"
@@ -427,7 +438,7 @@ must hold the same type and major version as the dependency.
 				if output != "table" {
 					return printData(a.env.Stdout, output, sb)
 				}
-				fmt.Fprintf(a.env.Stdout, "restore of %s/%s from %s requested\n", sbName, dep, args[0])
+				fmt.Fprintf(a.env.Stdout, "restore of %s/%s from snapshot %s requested\n", sbName, dep, args[0])
 				return nil
 			}
 			ctx := cmd.Context()

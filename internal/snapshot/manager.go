@@ -42,6 +42,29 @@ func (e *hinted) Hint() string { return e.hint }
 
 func withHint(err error, hint string) error { return &hinted{err: err, hint: hint} }
 
+// kindError reads as its message alone while errors.Is still tells its
+// kind (ErrInvalid, store.ErrConflict, ...), so users do not see "conflict:
+// " prefixes.
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string        { return e.msg }
+func (e *kindError) Is(target error) bool { return target == e.kind }
+
+func errf(kind error, format string, args ...any) error {
+	return &kindError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// notFound turns a store lookup's error into "no KIND named NAME".
+func notFound(err error, kind, name string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errf(store.ErrNotFound, "no %s named %q", kind, name)
+	}
+	return err
+}
+
 // Config holds the Manager's dependencies.
 type Config struct {
 	Store store.Store
@@ -170,14 +193,14 @@ func (m *Manager) Capture(ctx context.Context, name, sandboxName, dep, by string
 		return nil, err
 	}
 	if err := sandbox.ValidateSnapshotName(name); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, errf(ErrInvalid, "%v", err)
 	}
 	sb, err := m.cfg.Store.GetSandboxByName(ctx, sandboxName)
 	if err != nil {
-		return nil, withHint(err, "see `sandpit list` for the sandboxes")
+		return nil, withHint(notFound(err, "sandbox", sandboxName), "see `sandpit list` for the sandboxes")
 	}
 	if sb.Spec.Deleting() {
-		return nil, fmt.Errorf("%w: sandbox %s is being deleted", store.ErrConflict, sb.Name)
+		return nil, errf(store.ErrConflict, "sandbox %s is being deleted", sb.Name)
 	}
 	t, err := m.template(ctx, sb.Spec.Template, sb.Spec.TemplateVersion)
 	if err != nil {
@@ -185,7 +208,7 @@ func (m *Manager) Capture(ctx context.Context, name, sandboxName, dep, by string
 	}
 	d := t.Dependencies[dep]
 	if d == nil {
-		return nil, withHint(fmt.Errorf("%w: sandbox %s has no dependency %q", ErrInvalid, sb.Name, dep), depChoices(t))
+		return nil, withHint(errf(ErrInvalid, "sandbox %s has no dependency %q", sb.Name, dep), depChoices(t))
 	}
 	s := &sandbox.Snapshot{
 		Name: name, Type: d.Type, Version: d.Version, CreatedBy: by,
@@ -217,17 +240,17 @@ func (m *Manager) Import(ctx context.Context, req ImportRequest, body io.Reader)
 		return nil, err
 	}
 	if err := sandbox.ValidateSnapshotName(req.Name); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, errf(ErrInvalid, "%v", err)
 	}
 	switch {
 	case req.Type == "":
-		return nil, withHint(fmt.Errorf("%w: no dependency type given", ErrInvalid), "pass --type postgres")
+		return nil, withHint(errf(ErrInvalid, "no dependency type given"), "pass --type postgres")
 	case req.Type != "postgres":
-		return nil, withHint(fmt.Errorf("%w: cannot import dependency type %q", ErrInvalid, req.Type), "the supported type is postgres")
+		return nil, withHint(errf(ErrInvalid, "cannot import dependency type %q", req.Type), "the supported type is postgres")
 	case req.Version != "" && !reVersion.MatchString(req.Version):
-		return nil, withHint(fmt.Errorf("%w: version %q is not a major version", ErrInvalid, req.Version), `use the major version only, like "15"`)
+		return nil, withHint(errf(ErrInvalid, "version %q is not a major version", req.Version), `use the major version only, like "15"`)
 	case req.Database != "" && !reIdentifier.MatchString(req.Database):
-		return nil, fmt.Errorf("%w: database name %q: use letters, digits, '_' and '-', starting with a letter (at most 63)", ErrInvalid, req.Database)
+		return nil, errf(ErrInvalid, "database name %q: use letters, digits, '_' and '-', starting with a letter (at most 63)", req.Database)
 	}
 	s := &sandbox.Snapshot{
 		Name: req.Name, Type: req.Type, Version: req.Version, CreatedBy: req.By,
@@ -242,6 +265,9 @@ func (m *Manager) Import(ctx context.Context, req ImportRequest, body io.Reader)
 	if err := m.spool(s.ID, body); err != nil {
 		// Nothing was made: give the name back.
 		_ = m.cfg.Store.DeleteSnapshot(context.WithoutCancel(ctx), s.ID)
+		if errors.Is(err, ErrInvalid) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("upload the dump: %w", err)
 	}
 	m.log.Info("importing snapshot", "snapshot", s.Name, "file", s.Source.File)
@@ -259,7 +285,7 @@ func (m *Manager) spool(id string, body io.Reader) error {
 	}
 	n, err := io.Copy(f, body)
 	if err == nil && n == 0 {
-		err = fmt.Errorf("%w: the dump is empty", ErrInvalid)
+		err = errf(ErrInvalid, "the dump is empty: nothing was uploaded")
 	}
 	if err == nil {
 		err = f.Sync()
@@ -293,7 +319,7 @@ func (m *Manager) claim(ctx context.Context, s *sandbox.Snapshot) error {
 			if old.Phase == sandbox.SnapshotCreating {
 				hint = "it is being created now; wait for it (`sandpit snapshot get " + s.Name + "`) or choose another name"
 			}
-			return withHint(fmt.Errorf("%w: snapshot %s already exists (%s)", store.ErrConflict, s.Name, old.Phase), hint)
+			return withHint(errf(store.ErrConflict, "snapshot %s already exists (%s)", s.Name, old.Phase), hint)
 		}
 		if err := m.cfg.Store.DeleteSnapshot(ctx, old.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -392,7 +418,7 @@ func (m *Manager) sandboxEvent(ctx context.Context, s *sandbox.Snapshot, typ san
 func (m *Manager) Get(ctx context.Context, name string) (*sandbox.Snapshot, error) {
 	s, err := m.cfg.Store.GetSnapshotByName(ctx, name)
 	if err != nil {
-		return nil, withHint(err, "see `sandpit snapshot list` for the snapshots")
+		return nil, withHint(notFound(err, "snapshot", name), "see `sandpit snapshot list` for the snapshots")
 	}
 	return m.withUsers(ctx, s)
 }
@@ -491,7 +517,7 @@ func (m *Manager) template(ctx context.Context, name string, version int) (*temp
 func (m *Manager) Delete(ctx context.Context, name string, force bool) error {
 	s, err := m.cfg.Store.GetSnapshotByName(ctx, name)
 	if err != nil {
-		return withHint(err, "see `sandpit snapshot list` for the snapshots")
+		return withHint(notFound(err, "snapshot", name), "see `sandpit snapshot list` for the snapshots")
 	}
 	if !force {
 		users, err := m.users(ctx)
@@ -499,11 +525,11 @@ func (m *Manager) Delete(ctx context.Context, name string, force bool) error {
 			return err
 		}
 		if u := users[name]; len(u) > 0 {
-			return withHint(fmt.Errorf("%w: snapshot %s is used by %s", store.ErrConflict, name, strings.Join(u, ", ")),
+			return withHint(errf(store.ErrConflict, "snapshot %s is used by %s", name, strings.Join(u, ", ")),
 				"delete those sandboxes first, or pass --force: they keep their data, but new sandboxes and restores from this snapshot will fail")
 		}
 		if s.Phase == sandbox.SnapshotCreating {
-			return withHint(fmt.Errorf("%w: snapshot %s is still being created", store.ErrConflict, name), "wait until it is Ready or Failed, or pass --force to stop using it")
+			return withHint(errf(store.ErrConflict, "snapshot %s is still being created", name), "wait until it is Ready or Failed, or pass --force to stop using it")
 		}
 	}
 	// The record goes first: from then on nothing resolves the name, and a
@@ -582,19 +608,19 @@ func (m *Manager) CheckRestore(ctx context.Context, sb *sandbox.Sandbox, dep, na
 	}
 	d := t.Dependencies[dep]
 	if d == nil {
-		return nil, withHint(fmt.Errorf("%w: sandbox %s has no dependency %q", ErrInvalid, sb.Name, dep), depChoices(t))
+		return nil, withHint(errf(ErrInvalid, "sandbox %s has no dependency %q", sb.Name, dep), depChoices(t))
 	}
 	s, err := m.cfg.Store.GetSnapshotByName(ctx, name)
 	if err != nil {
-		return nil, withHint(err, "see `sandpit snapshot list` for the snapshots")
+		return nil, withHint(notFound(err, "snapshot", name), "see `sandpit snapshot list` for the snapshots")
 	}
 	switch {
 	case s.Phase == sandbox.SnapshotCreating:
-		return nil, withHint(fmt.Errorf("%w: snapshot %s is still being created", store.ErrConflict, name), "wait until it is Ready: `sandpit snapshot get "+name+"`")
+		return nil, withHint(errf(store.ErrConflict, "snapshot %s is still being created", name), "wait until it is Ready: `sandpit snapshot get "+name+"`")
 	case s.Phase == sandbox.SnapshotFailed:
-		return nil, withHint(fmt.Errorf("%w: snapshot %s failed to be created: %s", store.ErrConflict, name, firstLine(s.Message)), "create it again")
+		return nil, withHint(errf(store.ErrConflict, "snapshot %s failed to be created: %s", name, firstLine(s.Message)), "create it again")
 	case s.Type != d.Type || s.Version != d.Version:
-		return nil, withHint(fmt.Errorf("%w: snapshot %s holds %s %s data, but dependency %s is %s %s", ErrInvalid, name, s.Type, s.Version, dep, d.Type, d.Version), "use a snapshot of the same type and major version")
+		return nil, withHint(errf(ErrInvalid, "snapshot %s holds %s %s data, but dependency %s is %s %s", name, s.Type, s.Version, dep, d.Type, d.Version), "use a snapshot of the same type and major version")
 	}
 	return s, nil
 }
