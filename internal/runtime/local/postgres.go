@@ -183,10 +183,12 @@ func (r *Runtime) ensurePostgres(ctx context.Context, inst *runtime.Instance, h 
 		return err
 	}
 	if adopted {
-		p.Event("Normal", "Adopted", fmt.Sprintf("dependency %s kept running across a server restart; adopted", name))
+		p.Event(sandbox.EventNormal, sandbox.ReasonAdopted, fmt.Sprintf("dependency %s was already running (across a server restart, or while only something else changed); kept it", name))
 	}
 	done := p.External("postgres start")
-	conn, err := r.waitPostgres(ctx, id, name, port, pw, oldPassword)
+	// A fresh clone still has its snapshot's password: try that first, so
+	// the cluster does not log a failed login for every seeded sandbox.
+	conn, err := r.waitPostgres(ctx, id, name, port, oldPassword, pw)
 	done()
 	if err != nil {
 		return err
@@ -402,8 +404,8 @@ func roundDuration(d time.Duration) time.Duration {
 // Passwords are tried in turn when one is refused: a cluster cloned from a
 // snapshot has its source's password until it is set to the sandbox's own.
 func (r *Runtime) waitPostgres(ctx context.Context, id, name string, port int, passwords ...string) (*pgx.Conn, error) {
-	deadline := time.Now().Add(pgReadyTimeout)
-	wait := 2 * time.Millisecond
+	start := time.Now()
+	deadline := start.Add(pgReadyTimeout)
 	var last error
 	for {
 		var conn *pgx.Conn
@@ -428,12 +430,18 @@ func (r *Runtime) waitPostgres(ctx context.Context, id, name string, port int, p
 		if time.Now().After(deadline) {
 			return nil, runtime.Permanent(fmt.Errorf("postgres of %s did not accept connections within %s: %v", name, pgReadyTimeout, last))
 		}
+		// A cluster normally starts within tens of milliseconds: poll
+		// closely at first, so a seeded database is not kept waiting on
+		// the poll; a long crash recovery is polled more gently.
+		wait := 3 * time.Millisecond
+		if time.Since(start) > 3*time.Second {
+			wait = 100 * time.Millisecond
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-time.After(wait):
 		}
-		wait = min(wait*2, 200*time.Millisecond)
 	}
 }
 

@@ -370,6 +370,11 @@ func (r *Runtime) ImportSnapshot(ctx context.Context, req rt.ImportRequest) (*rt
 			// A restore that dies is redone from scratch, so durability
 			// while it runs buys nothing; the data is synced at the end.
 			"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+			// wal_level=minimal writes no WAL for data loaded into
+			// tables created in the same transaction and keeps pg_wal
+			// small, so the snapshot is not half WAL (measured: 1.1 GiB
+			// instead of 1.9 GiB for a 1 GiB database).
+			"-c", "wal_level=minimal", "-c", "max_wal_senders=0",
 			"-c", "maintenance_work_mem=256MB", "-c", "max_wal_size=8GB", "-c", "checkpoint_timeout=1h",
 			"-c", "logging_collector=off"},
 		Dir: ws, Env: mergeEnv(r.baseEnv(id, id)), Restart: "never", StopSignal: syscall.SIGINT,

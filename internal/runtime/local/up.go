@@ -512,7 +512,7 @@ func (r *Runtime) startService(ctx context.Context, inst *runtime.Instance, s *r
 		return fmt.Errorf("start %s: %w", s.name, err)
 	}
 	if adopted {
-		p.Event(sandbox.EventNormal, sandbox.ReasonAdopted, fmt.Sprintf("service %s kept running across a server restart; adopted", s.name))
+		p.Event(sandbox.EventNormal, sandbox.ReasonAdopted, fmt.Sprintf("service %s was already running (across a server restart, or while only something else changed); kept it", s.name))
 	}
 	readyG.begin()
 	stage = sandbox.StageReady + "/" + s.name
