@@ -186,6 +186,11 @@ func TestSnapshotFromSandbox(t *testing.T) {
 	if sn.Source.Kind != sandbox.SnapshotFromSandbox || sn.Source.Sandbox != "origin" || sn.Source.Dependency != "db" {
 		t.Errorf("source: %+v", sn.Source)
 	}
+	// Services (the unprivileged user owns the files inside) cannot reach
+	// snapshots at all.
+	if fi, err := os.Stat(filepath.Join(s.DataDir, "volumes", "snapshots")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("snapshots directory: %v, mode %v, want 0700", err, fi.Mode().Perm())
+	}
 	if !hasEvent(t, s, "origin", sandbox.ReasonSnapshotCaptured, "captured as snapshot seed") {
 		t.Error("origin has no SnapshotCaptured event")
 	}

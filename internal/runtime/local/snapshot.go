@@ -121,6 +121,14 @@ func (r *Runtime) freezeSnapshot(ctx context.Context, snapID, version, pw string
 	if err := r.vols.Freeze(ctx, snapshotTmp(snapID), final); err != nil {
 		return nil, err
 	}
+	// Only the server reads snapshots (it clones them as root): the
+	// service user, who owns the files inside, must not reach them, so a
+	// snapshot stays immutable where the store has no read-only flag.
+	if p, err := r.vols.Path(final); err == nil {
+		if err := os.Chmod(filepath.Dir(p), 0o700); err != nil {
+			return nil, fmt.Errorf("protect the snapshots directory: %w", err)
+		}
+	}
 	size, err := r.vols.Size(ctx, final)
 	if err != nil {
 		return nil, err
