@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 		fmt.Printf("build sandpit: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	portBase.Store(21000)
+	portBase.Store(61000) // above the ephemeral range and the ranges unit tests use (21000-28999, 30000-59999)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -67,7 +67,16 @@ func waitReady(t *testing.T, s *testenv.Stack, name string) *client.Sandbox {
 		return sb != nil && sb.Status.ObservedGeneration == sb.Generation && (sb.Status.Phase == sandbox.PhaseReady || sb.Status.Phase == sandbox.PhaseFailed)
 	})
 	if err != nil {
-		t.Fatalf("wait for %s: %v", name, err)
+		cur, _ := s.Client.GetSandbox(context.Background(), name)
+		evs, _ := s.Client.Events(context.Background(), name, 0)
+		var b strings.Builder
+		for _, ev := range evs {
+			fmt.Fprintf(&b, "  %s %s %s %s\n", ev.Time.Format("15:04:05.000"), ev.Reason, ev.Stage, ev.Message)
+		}
+		if cur != nil {
+			fmt.Fprintf(&b, "status: %s %q deps %+v\n", cur.Status.Phase, cur.Status.Message, cur.Status.Dependencies)
+		}
+		t.Fatalf("wait for %s: %v\n%s", name, err, b.String())
 	}
 	if sb.Status.Phase != sandbox.PhaseReady {
 		t.Fatalf("sandbox %s is %s: %s", name, sb.Status.Phase, sb.Status.Message)

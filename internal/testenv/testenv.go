@@ -136,23 +136,45 @@ type Options struct {
 	SnapshotStore string
 }
 
-// portBlock hands each stack of this process its own block of ports, so
-// stacks running in parallel never allocate the same port. The block
-// sequence starts at a place derived from the pid, so test binaries of
-// different packages running at once mostly stay apart too (the allocator
-// also skips ports in use).
+// portBlock is where this process starts looking for a free block of
+// ports: derived from the pid, so test binaries of different packages
+// running at once start apart.
 var portBlock atomic.Int64
 
 const (
 	portsLow   = 30000
 	portsBlock = 100
 	portBlocks = 300 // 30000-59999: always five digits
+	// portLocks holds one lock file per block: a stack holds an exclusive
+	// flock on its block for its lifetime, so stacks of different test
+	// processes never share ports. (The allocator's check that a port is
+	// free is not enough: a port handed out but not yet bound — PostgreSQL
+	// binds only after initdb — looks free to another process.)
+	portLocks = "/var/tmp/sandpit-test-ports"
 )
 
-func ports() (int, int) {
-	n := (int64(os.Getpid())*7 + portBlock.Add(1)) % portBlocks
-	lo := portsLow + int(n)*portsBlock
-	return lo, lo + portsBlock - 1
+// ports claims a block of ports for one stack until release is called.
+func ports(t testing.TB) (lo, hi int, release func()) {
+	t.Helper()
+	if err := os.MkdirAll(portLocks, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	start := int64(os.Getpid())*7 + portBlock.Add(1)
+	for i := int64(0); i < portBlocks; i++ {
+		n := (start + i) % portBlocks
+		f, err := os.OpenFile(filepath.Join(portLocks, fmt.Sprintf("block-%d.lock", n)), os.O_CREATE|os.O_RDWR, 0o666)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			continue
+		}
+		lo = portsLow + int(n)*portsBlock
+		return lo, lo + portsBlock - 1, func() { f.Close() }
+	}
+	t.Fatal("every block of test ports is held by another stack")
+	return 0, 0, nil
 }
 
 // EndpointURL is how test stacks name endpoint URLs.
@@ -204,7 +226,8 @@ func StartWith(t testing.TB, opts Options) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lo, hi := ports()
+	lo, hi, releasePorts := ports(t)
+	t.Cleanup(releasePorts)
 	vopts := volume.Options{Root: filepath.Join(dir, "volumes"), Want: volume.Copy, Logger: log}
 	switch opts.SnapshotStore {
 	case "":
