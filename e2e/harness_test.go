@@ -193,8 +193,17 @@ func (s *server) start() {
 func (s *server) kill() {
 	s.t.Helper()
 	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	for i := 0; i < 500 && processExists(s.cmd.Process.Pid); i++ {
+	// A process in uninterruptible I/O (an fsync on a busy disk) dies only
+	// when that I/O ends; its data-dir lock goes with it.
+	start := time.Now()
+	for processExists(s.cmd.Process.Pid) {
+		if time.Since(start) > time.Minute {
+			s.t.Fatalf("the killed server (pid %d) is still alive after a minute", s.cmd.Process.Pid)
+		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if d := time.Since(start); d > time.Second {
+		s.t.Logf("the killed server took %s to exit", d.Round(time.Millisecond))
 	}
 }
 

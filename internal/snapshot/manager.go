@@ -327,7 +327,11 @@ func (m *Manager) claim(ctx context.Context, s *sandbox.Snapshot) error {
 	}
 }
 
-func (m *Manager) launch(s *sandbox.Snapshot) {
+func (m *Manager) launch(orig *sandbox.Snapshot) {
+	// The work updates its own copy: the caller goes on to answer with
+	// the record as it was.
+	cp := *orig
+	s := &cp
 	m.mu.Lock()
 	ctx := m.runCtx
 	m.mu.Unlock()
