@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path"
 	"time"
 
 	"sandpit.dev/sandpit/internal/sandbox"
@@ -117,7 +116,7 @@ func (c *Client) DeleteSnapshot(ctx context.Context, name string, force bool) er
 func (c *Client) RestoreSnapshot(ctx context.Context, req RestoreSnapshotRequest) (*Sandbox, error) {
 	var out Sandbox
 	p := "/api/v1/sandboxes/" + url.PathEscape(req.Sandbox) + "/dependencies/" + url.PathEscape(req.Dependency) + "/restore"
-	return &out, c.do(ctx, http.MethodPost, path.Clean(p), nil, req, &out)
+	return &out, c.do(ctx, http.MethodPost, p, nil, req, &out)
 }
 
 // WaitSnapshot polls until the snapshot is Ready or Failed (or gone, which

@@ -481,6 +481,24 @@ func TestTemplateSnapshotChecks(t *testing.T) {
 		t.Errorf("detail: %+v", d)
 	}
 
+	// Restoring it into a PostgreSQL 15 dependency is refused up front,
+	// and the sandbox's spec is left as it was.
+	s.Apply(t, tmpl("plain", ""))
+	p := s.Create(t, "p15", "plain")
+	_, err = s.Client.RestoreSnapshot(ctx, client.RestoreSnapshotRequest{Snapshot: "pg14", Sandbox: "p15", Dependency: "db"})
+	apiErr(t, err, 400, "holds postgres 14 data, but dependency db is postgres 15")
+	if cur, _ := s.Client.GetSandbox(ctx, "p15"); cur.Generation != p.Generation || len(cur.Spec.Restores) != 0 {
+		t.Errorf("a refused restore changed the sandbox: generation %d, restores %v", cur.Generation, cur.Spec.Restores)
+	}
+	// Nor can a snapshot that is still being made be restored.
+	busy := &sandbox.Snapshot{Name: "busy", Type: "postgres", Version: "15", Source: sandbox.SnapshotSource{Kind: sandbox.SnapshotFromImport}}
+	if err := s.Store.CreateSnapshot(ctx, busy); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Client.RestoreSnapshot(ctx, client.RestoreSnapshotRequest{Snapshot: "busy", Sandbox: "p15", Dependency: "db"})
+	apiErr(t, err, 409, "still being created")
+	apiErr(t, s.Client.DeleteSnapshot(ctx, "busy", false), 409, "still being created")
+
 	res, err := s.Client.ApplyTemplate(ctx, client.ApplyTemplateRequest{Filename: "shop.yaml", Source: tmpl("shop", "missing")})
 	if err != nil {
 		t.Fatal(err)
