@@ -72,6 +72,18 @@ type CreateSandboxRequest struct {
 	Version int               `json:"version,omitempty"`
 	Ref     string            `json:"ref,omitempty"`
 	Set     map[string]string `json:"set,omitempty"`
+	// Lifecycle overrides the template's idle suspend, TTL and
+	// keep_failed for this sandbox.
+	Lifecycle *sandbox.LifecycleOverrides `json:"lifecycle,omitempty"`
+	// NoPool launches a fresh sandbox even when the template's warm pool
+	// has one ready to claim.
+	NoPool bool `json:"no_pool,omitempty"`
+}
+
+// ExtendRequest moves a sandbox's TTL deadline to By from now.
+type ExtendRequest struct {
+	// By is a duration ("24h", "90m").
+	By string `json:"by"`
 }
 
 // SandboxList is a list of sandboxes.

@@ -90,6 +90,7 @@ type server struct {
 	proxy   string
 	ports   string
 	cmd     *exec.Cmd
+	exited  chan struct{} // closed once the server process is reaped
 	logPath string
 	token   string
 	client  *client.Client
@@ -163,7 +164,11 @@ func (s *server) start() {
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	go func(c *exec.Cmd) { _ = c.Wait() }(s.cmd)
+	// Wait returns only once every thread of the server is gone: the
+	// group leader turns zombie earlier, while other threads may still
+	// hold the data-dir lock's file table.
+	s.exited = make(chan struct{})
+	go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); close(done) }(s.cmd, s.exited)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get("http://" + s.api + "/healthz")
@@ -196,11 +201,10 @@ func (s *server) kill() {
 	// A process in uninterruptible I/O (an fsync on a busy disk) dies only
 	// when that I/O ends; its data-dir lock goes with it.
 	start := time.Now()
-	for processExists(s.cmd.Process.Pid) {
-		if time.Since(start) > time.Minute {
-			s.t.Fatalf("the killed server (pid %d) is still alive after a minute", s.cmd.Process.Pid)
-		}
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-s.exited:
+	case <-time.After(time.Minute):
+		s.t.Fatalf("the killed server (pid %d) is still alive after a minute", s.cmd.Process.Pid)
 	}
 	if d := time.Since(start); d > time.Second {
 		s.t.Logf("the killed server took %s to exit", d.Round(time.Millisecond))
@@ -233,8 +237,9 @@ func (s *server) cleanupAll() {
 		}
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	for i := 0; i < 1000 && processExists(s.cmd.Process.Pid); i++ {
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
 	}
 	// Anything still marked with this server's node is a leak.
 	if procs := markedProcesses(localNodeID(s.dataDir), ""); len(procs) > 0 {

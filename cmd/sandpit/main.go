@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 	"golang.org/x/term"
 
 	"sandpit.dev/sandpit/internal/cli"
+	"sandpit.dev/sandpit/internal/runtime/local"
 	"sandpit.dev/sandpit/internal/runtime/local/shim"
 	"sandpit.dev/sandpit/internal/server"
 )
@@ -121,9 +123,69 @@ interrupted.`,
 	f.DurationVar(&cfg.StopTimeout, "stop-timeout", 10*time.Second, "grace period between a service's stop signal and SIGKILL")
 	f.StringVar(&cfg.SnapshotStore, "snapshot-store", "auto", "how databases and snapshots are kept: auto, btrfs, reflink or copy")
 	f.Var(byteSize{&cfg.SnapshotImageSize}, "snapshot-image-size", "size of the btrfs image created when the data dir is not btrfs, e.g. 100G (default 80% of the free space; the file is sparse)")
+	f.Var(resourceClasses{&cfg.ResourceClasses}, "resource-class", "define or redefine a resource class templates may name, e.g. small=cpu:0.5,memory:512Mi (repeatable; adds to the built-in small, standard and large)")
+	f.Var(optDuration{&cfg.Lifecycle.IdleSuspend}, "idle-suspend", "suspend sandboxes after this long without activity, overriding every template's lifecycle.idle_suspend (0 turns idle suspend off; a sandbox's own --idle-suspend still wins)")
+	f.DurationVar(&cfg.Lifecycle.KeepFailed, "keep-failed", 72*time.Hour, "how long a Failed sandbox is kept for debugging when its template says nothing (0 keeps it until deleted)")
+	f.DurationVar(&cfg.Lifecycle.SuspendedRetention, "suspended-retention", 7*24*time.Hour, "delete sandboxes that stayed suspended this long (0 keeps them)")
+	f.IntVar(&cfg.Lifecycle.MaxPinsPerUser, "max-pins-per-user", 3, "pinned sandboxes allowed per user (-1: no limit)")
+	f.IntVar(&cfg.Lifecycle.MaxSandboxesPerUser, "max-sandboxes-per-user", 0, "sandboxes allowed per user (0: no limit)")
+	f.IntVar(&cfg.Lifecycle.MaxRunningPerUser, "max-running-per-user", 0, "running (not suspended or failed) sandboxes allowed per user (0: no limit)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return c
+}
+
+// optDuration is a duration flag that tells "not given" (nil) from 0.
+type optDuration struct{ d **time.Duration }
+
+func (o optDuration) String() string {
+	if o.d == nil || *o.d == nil {
+		return ""
+	}
+	return (**o.d).String()
+}
+
+func (o optDuration) Type() string { return "duration" }
+
+func (o optDuration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("%q is not a duration: write it like 30m or 2h (0 for never)", s)
+	}
+	*o.d = &v
+	return nil
+}
+
+// resourceClasses is the repeatable --resource-class flag: each value
+// defines one class, over the built-in ones.
+type resourceClasses struct {
+	m *map[string]local.ResourceClass
+}
+
+func (r resourceClasses) String() string {
+	if r.m == nil || *r.m == nil {
+		return ""
+	}
+	var out []string
+	for _, c := range *r.m {
+		out = append(out, c.String())
+	}
+	slices.Sort(out)
+	return strings.Join(out, " ")
+}
+
+func (r resourceClasses) Type() string { return "class" }
+
+func (r resourceClasses) Set(s string) error {
+	c, err := local.ParseResourceClass(s)
+	if err != nil {
+		return err
+	}
+	if *r.m == nil {
+		*r.m = local.DefaultResourceClasses()
+	}
+	(*r.m)[c.Name] = c
+	return nil
 }
 
 // byteSize is a flag holding a size like "512M", "100G" or "2T".

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"sandpit.dev/sandpit/client"
+	"sandpit.dev/sandpit/internal/lifecycle"
 	"sandpit.dev/sandpit/internal/sandbox"
 	"sandpit.dev/sandpit/internal/store"
 	"sandpit.dev/sandpit/internal/template"
@@ -58,10 +59,43 @@ func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
+	if e := validOverrides(req.Lifecycle); e != nil {
+		writeError(w, e)
+		return
+	}
+	user := s.user(r)
+	s.quotaMu.Lock()
+	defer s.quotaMu.Unlock()
+	sbs, err := s.cfg.Store.ListSandboxes(r.Context(), store.ListOptions{})
+	if err != nil {
+		writeError(w, storeError(err, ""))
+		return
+	}
+	if err := lifecycle.CheckCreate(s.cfg.Policy, user, sbs, ""); err != nil {
+		writeError(w, quotaError(err))
+		return
+	}
+	// A taken name makes the claim fail with a conflict; the create below
+	// then reports it.
+	claimed, err := s.claim(r.Context(), req, user, tv, t, sbs)
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		writeError(w, storeError(err, ""))
+		return
+	}
+	if claimed != nil {
+		s.cfg.Enqueue(claimed.ID)
+		s.cfg.Broker.Notify(claimed.ID)
+		if s.cfg.PoolChanged != nil {
+			s.cfg.PoolChanged()
+		}
+		writeJSON(w, http.StatusCreated, s.decorate(r.Context(), claimed))
+		return
+	}
 	sb := &sandbox.Sandbox{
-		ID:   sandbox.NewID(),
-		Name: req.Name,
-		Spec: sandbox.Spec{Template: tv.Name, TemplateVersion: tv.Version, Ref: req.Ref, Set: req.Set, CreatedBy: "admin"},
+		ID:        sandbox.NewID(),
+		Name:      req.Name,
+		Spec:      sandbox.Spec{Template: tv.Name, TemplateVersion: tv.Version, Ref: req.Ref, Set: req.Set, CreatedBy: user, Lifecycle: req.Lifecycle},
+		CreatedAt: s.cfg.Now().UTC(),
 	}
 	if err := s.cfg.Store.CreateSandbox(r.Context(), sb); err != nil {
 		e := storeError(err, "")
@@ -80,7 +114,7 @@ func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("sandbox created", "sandbox", sb.Name, "id", sb.ID, "template", tv.Name, "version", tv.Version)
 	s.cfg.Enqueue(sb.ID)
 	s.cfg.Broker.Notify(sb.ID)
-	writeJSON(w, http.StatusCreated, sb)
+	writeJSON(w, http.StatusCreated, s.decorate(r.Context(), sb))
 }
 
 func (s *Server) listSandboxes(w http.ResponseWriter, r *http.Request) {
@@ -100,7 +134,7 @@ func (s *Server) listSandboxes(w http.ResponseWriter, r *http.Request) {
 	}
 	out := client.SandboxList{Items: []client.Sandbox{}}
 	for _, sb := range sbs {
-		out.Items = append(out.Items, *sb)
+		out.Items = append(out.Items, *s.decorate(r.Context(), sb))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -153,7 +187,7 @@ func (s *Server) getSandbox(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, sb)
+	writeJSON(w, http.StatusOK, s.decorate(r.Context(), sb))
 }
 
 func (s *Server) deleteSandbox(w http.ResponseWriter, r *http.Request) {
@@ -165,7 +199,7 @@ func (s *Server) deleteSandbox(w http.ResponseWriter, r *http.Request) {
 		now := s.cfg.Now().UTC()
 		updated, err := s.cfg.Store.UpdateSpec(r.Context(), sb.ID, func(sp *sandbox.Spec) error {
 			if sp.DeletionRequestedAt == nil {
-				sp.DeletionRequestedAt = &now
+				sp.DeletionRequestedAt, sp.DeletionReason = &now, sandbox.DeletedByUser
 			}
 			return nil
 		})

@@ -18,8 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"sandpit.dev/sandpit/client"
+	"sandpit.dev/sandpit/internal/lifecycle"
 	"sandpit.dev/sandpit/internal/notify"
 	"sandpit.dev/sandpit/internal/runtime"
+	"sandpit.dev/sandpit/internal/sandbox"
 	"sandpit.dev/sandpit/internal/snapshot"
 	"sandpit.dev/sandpit/internal/store"
 )
@@ -54,6 +56,16 @@ type Config struct {
 	BaseContext context.Context
 	// Snapshots manages data snapshots (nil: the API answers 501).
 	Snapshots *snapshot.Manager
+	// Policy holds the per-user limits (sandboxes, running ones, pins).
+	Policy lifecycle.Policy
+	// Activity records use of sandboxes (logs -f and exec sessions).
+	Activity *lifecycle.Activity
+	// Lifecycle computes a sandbox's lifecycle in force and its deadlines
+	// for answers (nil: answers leave them out).
+	Lifecycle func(ctx context.Context, sb *sandbox.Sandbox) (sandbox.Lifecycle, sandbox.Deadlines)
+	// PoolChanged tells the reconciler that a warm pool may need a
+	// refill (a claim, a new template version).
+	PoolChanged func()
 }
 
 // Server is the API's http.Handler.
@@ -71,6 +83,12 @@ type Server struct {
 
 	openapiOnce sync.Once
 	openapiDoc  map[string]any
+
+	// quotaMu makes "check the per-user limits, then create" atomic on
+	// this server; wakeMu makes many requests to a sleeping sandbox wake
+	// it once.
+	quotaMu sync.Mutex
+	wakeMu  sync.Mutex
 }
 
 // New returns the API handler.
@@ -133,6 +151,11 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/api/v1/sandboxes", summary: "List sandboxes", query: []param{{"template", "string", "only sandboxes of this template"}, {"phase", "string", "only sandboxes in this phase"}}, response: client.SandboxList{}, handler: s.listSandboxes},
 		{method: "GET", path: "/api/v1/sandboxes/{name}", summary: "Get a sandbox", response: client.Sandbox{}, handler: s.getSandbox},
 		{method: "DELETE", path: "/api/v1/sandboxes/{name}", summary: "Delete a sandbox; it goes in the background", status: []int{http.StatusAccepted}, response: client.Sandbox{}, handler: s.deleteSandbox},
+		{method: "POST", path: "/api/v1/sandboxes/{name}/suspend", summary: "Suspend a sandbox: stop its services and dependencies and free their ports and memory, keeping files and data; a request to one of its endpoints or resume wakes it", status: []int{http.StatusAccepted}, response: client.Sandbox{}, handler: s.suspendSandbox},
+		{method: "POST", path: "/api/v1/sandboxes/{name}/resume", summary: "Wake a suspended sandbox (counts as activity, so its idle countdown restarts)", status: []int{http.StatusAccepted}, response: client.Sandbox{}, handler: s.resumeSandbox},
+		{method: "POST", path: "/api/v1/sandboxes/{name}/extend", summary: "Move a sandbox's TTL deadline to the given duration from now", request: client.ExtendRequest{}, response: client.Sandbox{}, handler: s.extendSandbox},
+		{method: "PUT", path: "/api/v1/sandboxes/{name}/pin", summary: "Pin a sandbox: no idle suspend, TTL or retention (the server limits pins per user)", response: client.Sandbox{}, handler: s.pinSandbox},
+		{method: "DELETE", path: "/api/v1/sandboxes/{name}/pin", summary: "Unpin a sandbox", response: client.Sandbox{}, handler: s.unpinSandbox},
 		{method: "GET", path: "/api/v1/sandboxes/{name}/events", summary: "A sandbox's events; with follow=true a text/event-stream of event, sandbox and deleted messages", query: []param{{"after", "integer", "only events with a larger seq"}, follow}, response: client.EventList{}, stream: "text/event-stream", handler: s.events},
 		{method: "GET", path: "/api/v1/sandboxes/{name}/logs", summary: "Service logs as NDJSON lines (LogLine)", query: []param{{"service", "string", "only this service or dependency"}, {"tail", "integer", "only the last N lines of history"}, follow}, stream: "application/x-ndjson", streamItem: client.LogLine{}, handler: s.logs},
 		{method: "POST", path: "/api/v1/sandboxes/{name}/dependencies/{dependency}/restore", summary: "Reset a dependency's data to a snapshot; the reconciler does it in the background (the returned generation is done when status.observed_generation reaches it)", status: []int{http.StatusAccepted}, request: client.RestoreSnapshotRequest{}, response: client.Sandbox{}, handler: s.restoreSnapshot},

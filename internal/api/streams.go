@@ -114,7 +114,7 @@ func (s *Server) followEvents(w http.ResponseWriter, r *http.Request, sb *sandbo
 		}
 		if !cur.UpdatedAt.Equal(lastUpdate) {
 			lastUpdate = cur.UpdatedAt
-			_ = send("sandbox", 0, cur)
+			_ = send("sandbox", 0, s.decorate(ctx, cur))
 		}
 		if err := flush(); err != nil {
 			return
@@ -154,6 +154,11 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.streamContext(r)
 	defer cancel()
+	// An open follow counts as use of a running sandbox (it does not
+	// wake a suspended one: its logs are readable as they are).
+	if opts.Follow && s.cfg.Activity != nil && sb.Status.Phase != sandbox.PhaseSuspended {
+		defer s.cfg.Activity.Begin(sb.Name)()
+	}
 	// changed wakes a follow that waits for the sandbox to launch.
 	changed := make(chan struct{}, 1)
 	if opts.Follow {
@@ -279,6 +284,15 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		writeError(w, &client.Error{Status: http.StatusNotImplemented, Code: "unsupported", Message: "the " + s.cfg.Runtime.Name() + " runtime cannot exec"})
 		return
+	}
+	if sb.Status.Phase == sandbox.PhaseSuspended {
+		writeError(w, &client.Error{Status: http.StatusConflict, Code: "suspended",
+			Message: fmt.Sprintf("sandbox %q is suspended: its services are not running", sb.Name),
+			Hint:    fmt.Sprintf("wake it with `sandpit resume %s --wait`, then run the command again", sb.Name)})
+		return
+	}
+	if s.cfg.Activity != nil {
+		defer s.cfg.Activity.Begin(sb.Name)()
 	}
 	if ct := r.Header.Get("Content-Type"); ct != client.ExecContentType {
 		writeError(w, &client.Error{Status: http.StatusUnsupportedMediaType, Code: "invalid_request", Message: "exec requests are " + client.ExecContentType + " frame streams"})

@@ -84,6 +84,9 @@ func (s *Server) applyTemplate(w http.ResponseWriter, r *http.Request) {
 	}
 	if created {
 		s.log.Info("template applied", "template", stored.Name, "version", stored.Version)
+		if s.cfg.PoolChanged != nil {
+			s.cfg.PoolChanged() // a pool may start, grow, shrink or move to this version
+		}
 	}
 	code := http.StatusOK
 	if created {

@@ -12,6 +12,7 @@ func TestHelp(t *testing.T) {
 	e := env{vars: map[string]string{"SANDPIT_SERVER": "http://127.0.0.1:1"}}
 	for _, cmd := range [][]string{
 		{}, {"create"}, {"list"}, {"get"}, {"logs"}, {"exec"}, {"events"}, {"delete"},
+		{"suspend"}, {"resume"}, {"extend"}, {"pin"}, {"unpin"},
 		{"template"}, {"template", "apply"}, {"template", "list"}, {"template", "get"},
 		{"template", "versions"}, {"template", "schema"},
 		{"snapshot"}, {"snapshot", "create"}, {"snapshot", "import"}, {"snapshot", "list"},
@@ -60,6 +61,13 @@ func TestUsageErrors(t *testing.T) {
 		"snapshot_import_no_file":  {"snapshot", "import", "x", "--type", "postgres"},
 		"snapshot_restore_no_to":   {"snapshot", "restore", "x"},
 		"snapshot_list_bad_output": {"snapshot", "list", "-o", "xml"},
+		"create_negative_ttl":      {"create", "demo", "--template", "shop", "--ttl", "-1h"},
+		"create_bad_idle_suspend":  {"create", "demo", "--template", "shop", "--idle-suspend", "30"},
+		"extend_no_duration":       {"extend", "demo"},
+		"extend_bad_duration":      {"extend", "demo", "tomorrow"},
+		"extend_zero_duration":     {"extend", "demo", "0"},
+		"suspend_bad_output":       {"suspend", "demo", "-o", "xml"},
+		"pin_extra_argument":       {"pin", "a", "b"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			expect(t, "usage/"+name, nil, 2, e.sandpit(t, args...))

@@ -20,6 +20,12 @@ type progressView struct {
 	w    io.Writer
 	tty  bool
 	name string
+	// since is when what is shown began (the sandbox's creation, its
+	// claim from a pool, a resume request): event lines show the time
+	// elapsed since then. With onlySince, earlier events are history and
+	// not shown.
+	since     time.Time
+	onlySince bool
 
 	mu    sync.Mutex
 	sb    *client.Sandbox
@@ -32,9 +38,11 @@ type progressView struct {
 
 var spinner = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
 
-func newProgressView(w io.Writer, tty bool, sb *client.Sandbox) *progressView {
-	p := &progressView{w: w, tty: tty, name: sb.Name, sb: sb, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
-	fmt.Fprintf(w, "Launching sandbox %s from %s version %d\n", sb.Name, sb.Spec.Template, sb.Spec.TemplateVersion)
+// newProgressView starts showing sb's progress under header, counting from
+// since (and showing no earlier events with onlySince).
+func newProgressView(w io.Writer, tty bool, sb *client.Sandbox, header string, since time.Time, onlySince bool) *progressView {
+	p := &progressView{w: w, tty: tty, name: sb.Name, sb: sb, since: since, onlySince: onlySince, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	fmt.Fprintln(w, header)
 	if tty {
 		go p.tick()
 	} else {
@@ -81,18 +89,18 @@ func (p *progressView) update(sb *client.Sandbox) {
 
 // event prints launch events as lines when not on a terminal.
 func (p *progressView) event(ev client.Event) {
-	if p.tty {
+	if p.tty || p.onlySince && ev.Time.Before(p.since) {
 		return
 	}
 	switch ev.Reason {
 	case sandbox.ReasonStageStarted, sandbox.ReasonStageSucceeded, sandbox.ReasonStageFailed, sandbox.ReasonStageSkipped,
-		sandbox.ReasonPhaseChanged, sandbox.ReasonRetrying, sandbox.ReasonAdopted:
+		sandbox.ReasonPhaseChanged, sandbox.ReasonRetrying, sandbox.ReasonAdopted, sandbox.ReasonResuming:
 	default:
 		if ev.Type != sandbox.EventWarning {
 			return
 		}
 	}
-	elapsed := ev.Time.Sub(p.sb.CreatedAt)
+	elapsed := ev.Time.Sub(p.since)
 	if elapsed < 0 {
 		elapsed = 0
 	}

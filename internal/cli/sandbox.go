@@ -19,8 +19,8 @@ func (a *app) createCmd() *cobra.Command {
 	var tmpl, ref, output string
 	var sets []string
 	var version int
-	var wait bool
-	var timeout time.Duration
+	var wait, noPool bool
+	var timeout, ttl, idleSuspend, keepFailed time.Duration
 	c := &cobra.Command{
 		Use:   "create NAME --template TEMPLATE",
 		Short: "Create a sandbox from a template",
@@ -37,9 +37,22 @@ a letter, at most 40 characters; endpoints are served at
   --set env.KEY=VALUE                  every service
   --set services.SERVICE.env.KEY=VALUE one service
 
+Lifecycle: a sandbox is suspended after --idle-suspend without activity
+(requests to its endpoints, logs -f, exec; the next request wakes it), is
+deleted --ttl after it was created (sandpit extend moves that), and when it
+fails it is kept --keep-failed for debugging; 0 means never. Without the
+flags the template's lifecycle settings apply (for idle suspend and
+keep_failed the server may set its own). sandpit get NAME shows what is in
+force, where it comes from, and when it will act.
+
+When the template keeps a warm pool (lifecycle.pool), create claims one of its
+ready sandboxes, which is ready at once; --no-pool launches a fresh one.
+
 Examples:
   sandpit create demo --template guestbook --wait
-  sandpit create pr-42 --template shop --ref feature/login --set env.LOG_LEVEL=debug`,
+  sandpit create pr-42 --template shop --ref feature/login --set env.LOG_LEVEL=debug
+  sandpit create pr-42 --template shop --ttl 72h --idle-suspend 30m
+  sandpit create keep-me --template shop --ttl 0 --idle-suspend 0`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output, "table", "json", "yaml"); err != nil {
@@ -56,20 +69,34 @@ Examples:
 				}
 				set[k] = v
 			}
+			lc, err := lifecycleFlags(cmd, ttl, idleSuspend, keepFailed)
+			if err != nil {
+				return err
+			}
 			c, err := a.connect()
 			if err != nil {
 				return err
 			}
-			sb, err := c.CreateSandbox(cmd.Context(), client.CreateSandboxRequest{Name: args[0], Template: tmpl, Version: version, Ref: ref, Set: set})
+			sb, err := c.CreateSandbox(cmd.Context(), client.CreateSandboxRequest{Name: args[0], Template: tmpl, Version: version, Ref: ref, Set: set, Lifecycle: lc, NoPool: noPool})
 			if err != nil {
 				return err
 			}
+			claimed := sb.Spec.ClaimedAt != nil
 			if !wait {
-				if output != "table" {
-					return printData(a.env.Stdout, output, sb)
+				switch {
+				case output != "table":
+					if err := printData(a.env.Stdout, output, sb); err != nil {
+						return err
+					}
+				case claimed:
+					fmt.Fprintf(a.env.Stdout, "sandbox %s claimed from the warm pool of %s version %d\n", sb.Name, sb.Spec.Template, sb.Spec.TemplateVersion)
+				default:
+					fmt.Fprintf(a.env.Stdout, "sandbox %s created from %s version %d; it is launching\n", sb.Name, sb.Spec.Template, sb.Spec.TemplateVersion)
+					fmt.Fprintf(a.env.Stderr, "follow it with: sandpit events %s -f   (or create with --wait)\n", sb.Name)
 				}
-				fmt.Fprintf(a.env.Stdout, "sandbox %s created from %s version %d; it is launching\n", sb.Name, sb.Spec.Template, sb.Spec.TemplateVersion)
-				fmt.Fprintf(a.env.Stderr, "follow it with: sandpit events %s -f   (or create with --wait)\n", sb.Name)
+				if claimed {
+					fmt.Fprintf(a.env.Stderr, "a sandbox the pool had launched ahead is now yours: it is ready at once, or within seconds if it was asleep (sandpit get %s; create with --no-pool for a fresh launch)\n", sb.Name)
+				}
 				return nil
 			}
 			ctx := cmd.Context()
@@ -100,14 +127,50 @@ Examples:
 	c.Flags().StringArrayVar(&sets, "set", nil, "override, KEY=VALUE (repeatable): env.KEY or services.SERVICE.env.KEY")
 	c.Flags().BoolVarP(&wait, "wait", "w", false, "wait until the sandbox is Ready (or Failed), showing progress")
 	c.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "with --wait, how long to wait")
+	c.Flags().DurationVar(&ttl, "ttl", 0, "delete the sandbox this long after creation, e.g. 72h; 0: never (default: the template's)")
+	c.Flags().DurationVar(&idleSuspend, "idle-suspend", 0, "suspend the sandbox after this long without activity, e.g. 30m; 0: never (default: the server's or the template's)")
+	c.Flags().DurationVar(&keepFailed, "keep-failed", 0, "keep a failed sandbox this long for debugging, e.g. 24h; 0: until deleted (default: the template's or the server's)")
+	c.Flags().BoolVar(&noPool, "no-pool", false, "launch a fresh sandbox even when the template's warm pool has one ready")
 	outputFlag(c, &output, "table, json, yaml")
 	return c
 }
 
+// lifecycleFlags turns the lifecycle flags the user gave into overrides;
+// flags not given are left out, so the template's settings apply.
+func lifecycleFlags(cmd *cobra.Command, ttl, idleSuspend, keepFailed time.Duration) (*sandbox.LifecycleOverrides, error) {
+	var lc sandbox.LifecycleOverrides
+	given := false
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+		dst  **sandbox.Duration
+	}{{"ttl", ttl, &lc.TTL}, {"idle-suspend", idleSuspend, &lc.IdleSuspend}, {"keep-failed", keepFailed, &lc.KeepFailed}} {
+		if !cmd.Flags().Changed(f.name) {
+			continue
+		}
+		if f.v < 0 {
+			return nil, fmt.Errorf("invalid argument %q for --%s: give a duration like 30m or 72h, or 0 for never", cmd.Flags().Lookup(f.name).Value, f.name)
+		}
+		d := sandbox.Duration(f.v)
+		*f.dst, given = &d, true
+	}
+	if !given {
+		return nil, nil
+	}
+	return &lc, nil
+}
+
 // follow watches a launch until the sandbox is Ready or Failed, drawing
-// progress on stderr.
+// progress on stderr. A sandbox claimed from a warm pool was launched
+// before: only what happens from the claim on is shown.
 func (a *app) follow(ctx context.Context, c *client.Client, sb *client.Sandbox) (*client.Sandbox, error) {
-	p := newProgressView(a.env.Stderr, a.env.IsTerminal(a.env.Stderr), sb)
+	header := fmt.Sprintf("Launching sandbox %s from %s version %d", sb.Name, sb.Spec.Template, sb.Spec.TemplateVersion)
+	since := sb.CreatedAt
+	if sb.Spec.ClaimedAt != nil {
+		header = fmt.Sprintf("Claimed a ready sandbox from the warm pool of %s version %d: it is usually ready at once", sb.Spec.Template, sb.Spec.TemplateVersion)
+		since = *sb.Spec.ClaimedAt
+	}
+	p := newProgressView(a.env.Stderr, a.env.IsTerminal(a.env.Stderr), sb, header, since, sb.Spec.ClaimedAt != nil)
 	defer p.close()
 	var final *client.Sandbox
 	err := c.Watch(ctx, sb.Name, 0, client.WatchHandler{
@@ -151,7 +214,12 @@ func (a *app) reportLaunch(sb *client.Sandbox, output string) error {
 		return &exitError{code: 1}
 	}
 	msg := fmt.Sprintf("\nSandbox %s is Ready", sb.Name)
-	if t := sb.Status.Timing; t != nil {
+	switch claimed, t := sb.Spec.ClaimedAt, sb.Status.Timing; {
+	case claimed != nil && sb.Status.ReadyAt != nil && sb.Status.ReadyAt.After(*claimed):
+		msg += fmt.Sprintf(" (%s after it was claimed from the warm pool)", dur(sb.Status.ReadyAt.Sub(*claimed)))
+	case claimed != nil:
+		msg += " (claimed ready from the warm pool)"
+	case t != nil:
 		msg += fmt.Sprintf(" (%s; platform overhead %s)", dur(ms2d(t.TotalMS)), dur(ms2d(t.OverheadMS)))
 	}
 	fmt.Fprintln(a.env.Stderr, msg)
@@ -182,7 +250,13 @@ func (a *app) listCmd() *cobra.Command {
 		Aliases: []string{"ls"},
 		Short:   "List sandboxes",
 		Long: `List sandboxes, oldest first, with their template version, source ref,
-phase, age and first endpoint URL.
+phase, age, what their lifecycle does next and first endpoint URL.
+
+LIFECYCLE shows the next thing that happens on its own: "suspends in 12m"
+(idle suspend), "expires in 3h" (TTL), "deleted in 23h" (a failed sandbox's
+keep_failed, or a suspended one's retention), or "pinned" (none of these),
+"pool" (kept ready in a template's warm pool), "-" (nothing planned).
+sandpit get NAME says more.
 
   sandpit list
   sandpit list --template shop --phase Failed
@@ -225,7 +299,7 @@ phase, age and first endpoint URL.
 
 func printSandboxes(w io.Writer, items []client.Sandbox, now time.Time) error {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "NAME\tTEMPLATE\tREF\tPHASE\tAGE\tURL")
+	fmt.Fprintln(tw, "NAME\tTEMPLATE\tREF\tPHASE\tAGE\tLIFECYCLE\tURL")
 	for _, sb := range items {
 		url := ""
 		if len(sb.Status.Endpoints) > 0 {
@@ -238,7 +312,7 @@ func printSandboxes(w io.Writer, items []client.Sandbox, now time.Time) error {
 		if sb.Status.SHA != "" {
 			ref = strings.TrimPrefix(ref+"@", "@") + sb.Status.SHA[:min(7, len(sb.Status.SHA))]
 		}
-		fmt.Fprintf(tw, "%s\t%s:%d\t%s\t%s\t%s\t%s\n", sb.Name, sb.Spec.Template, sb.Spec.TemplateVersion, orDash(ref), phaseOf(&sb), age(now.Sub(sb.CreatedAt)), orDash(url))
+		fmt.Fprintf(tw, "%s\t%s:%d\t%s\t%s\t%s\t%s\t%s\n", sb.Name, sb.Spec.Template, sb.Spec.TemplateVersion, orDash(ref), phaseOf(&sb), age(now.Sub(sb.CreatedAt)), nextLifecycle(&sb, now), orDash(url))
 	}
 	return tw.Flush()
 }
@@ -257,10 +331,13 @@ func phaseOf(sb *client.Sandbox) string {
 func (a *app) getCmd() *cobra.Command {
 	return readCommand(a, &cobra.Command{
 		Use:   "get NAME",
-		Short: "Show a sandbox: phase, endpoints, services, dependencies and launch stages",
-		Long: `Show a sandbox: its phase, endpoints, services, dependencies and the
-stages of its last launch with their durations. -o json or -o yaml prints
-everything the API knows, for scripts.
+		Short: "Show a sandbox: phase, lifecycle, endpoints, services, dependencies and launch stages",
+		Long: `Show a sandbox: its phase, its lifecycle (last activity, idle suspend, TTL,
+pin, pool, suspensions and resumes: the setting in force, where it comes from
+— sandbox, template, server or default — and when it acts), its resource
+limits, endpoints, services, dependencies and the stages of its last launch
+with their durations. -o json or -o yaml prints everything the API knows,
+for scripts.
 
   sandpit get demo
   sandpit get demo -o json | jq -r '.status.endpoints[0].url'`,
@@ -292,6 +369,9 @@ func describe(w io.Writer, sb *client.Sandbox, now time.Time) error {
 		fmt.Fprintf(tw, "Launch:\t%s (external work %s, of which checkout %s; platform overhead %s)\n",
 			dur(ms2d(st.Timing.TotalMS)), dur(ms2d(st.Timing.ExternalMS)), dur(ms2d(st.Timing.CheckoutMS)), dur(ms2d(st.Timing.OverheadMS)))
 	}
+	if r := st.Resources; r != nil {
+		fmt.Fprintf(tw, "Resources:\t%s\n", resourcesOf(r))
+	}
 	if len(sb.Spec.Set) > 0 {
 		keys := make([]string, 0, len(sb.Spec.Set))
 		for k := range sb.Spec.Set {
@@ -308,6 +388,14 @@ func describe(w io.Writer, sb *client.Sandbox, now time.Time) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if lines := lifecycleLines(sb, now); len(lines) > 0 {
+		fmt.Fprintln(w, "\nLifecycle:")
+		tw = newTable(w)
+		for _, l := range lines {
+			fmt.Fprintf(tw, "  %s:\t%s\n", l[0], l[1])
+		}
+		tw.Flush()
 	}
 	if len(st.Endpoints) > 0 {
 		fmt.Fprintln(w, "\nEndpoints:")

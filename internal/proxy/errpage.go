@@ -82,7 +82,7 @@ footer{margin-top:1.5rem;color:#656d76;font-size:0.85rem}
 <p class="hint">{{.HintPre}}{{if .HintCmd}}<code>{{.HintCmd}}</code>{{end}}{{.HintPost}}</p>
 {{- end}}
 {{- if .Refresh}}
-<p>This page reloads every {{.RetryAfter}} seconds.</p>
+<p>This page reloads every {{if eq .RetryAfter 1}}second{{else}}{{.RetryAfter}} seconds{{end}}.</p>
 {{- end}}
 <footer>Sandpit endpoint proxy · {{.Code}}</footer>
 </main>

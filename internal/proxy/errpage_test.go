@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -80,19 +82,67 @@ func TestErrorPages(t *testing.T) {
 				if format == "html" && (strings.Contains(w.Body.String(), "<script>") || strings.Contains(w.Body.String(), "<panic>")) {
 					t.Errorf("unescaped markup in the page:\n%s", w.Body)
 				}
-				var b strings.Builder
-				fmt.Fprintf(&b, "HTTP %d\n", w.Code)
-				for _, k := range []string{"Content-Type", "Cache-Control", "Retry-After"} {
-					if v := w.Header().Get(k); v != "" {
-						fmt.Fprintf(&b, "%s: %s\n", k, v)
-					}
-				}
-				b.WriteString("\n")
-				b.WriteString(w.Body.String())
-				golden(t, filepath.Join("testdata", c.name+"."+format), b.String())
+				golden(t, filepath.Join("testdata", c.name+"."+format), dumpPage(w))
 			})
 		}
 	}
+}
+
+// TestWakePages renders the pages of a request held for a suspended
+// sandbox against golden files: what a browser gets while it wakes up, what
+// an API client gets when it does not wake up in time, and what both get
+// when the server refuses to wake it.
+func TestWakePages(t *testing.T) {
+	tbl := NewTable()
+	p := New(Config{
+		Table: tbl,
+		Wake: func(ctx context.Context, sb, ep string) error {
+			if sb == "capped" {
+				return errors.New("owner alice has 3 running sandboxes, the limit is 3: suspend or delete one")
+			}
+			return nil // and it stays Suspended
+		},
+		WakeTimeout: 20 * time.Millisecond,
+		BrowserWait: 20 * time.Millisecond,
+	})
+	tbl.Set("asleep", Target{Phase: sandbox.PhaseSuspended, Message: "idle for 30m"})
+	tbl.Set("capped", Target{Phase: sandbox.PhaseSuspended, Message: "idle for 2h"})
+	for _, c := range []struct{ name, host, format string }{
+		{"waking", "app--asleep.localhost:8080", "html"},
+		{"waking_timeout", "app--asleep.localhost:8080", "json"},
+		{"wake_refused", "app--capped.localhost:8080", "html"},
+		{"wake_refused", "app--capped.localhost:8080", "json"},
+	} {
+		t.Run(c.name+"/"+c.format, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "http://x/", nil)
+			r.Host = c.host
+			if c.format == "html" {
+				r.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+			} else {
+				r.Header.Set("Accept", "*/*")
+			}
+			w := httptest.NewRecorder()
+			p.ServeHTTP(w, r)
+			if w.Code != http.StatusServiceUnavailable {
+				t.Errorf("status %d, want 503", w.Code)
+			}
+			golden(t, filepath.Join("testdata", c.name+"."+c.format), dumpPage(w))
+		})
+	}
+}
+
+// dumpPage is the status, the headers that matter and the body of a page.
+func dumpPage(w *httptest.ResponseRecorder) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "HTTP %d\n", w.Code)
+	for _, k := range []string{"Content-Type", "Cache-Control", "Retry-After"} {
+		if v := w.Header().Get(k); v != "" {
+			fmt.Fprintf(&b, "%s: %s\n", k, v)
+		}
+	}
+	b.WriteString("\n")
+	b.WriteString(w.Body.String())
+	return b.String()
 }
 
 func TestHeadErrorPageHasNoBody(t *testing.T) {

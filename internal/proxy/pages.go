@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"sandpit.dev/sandpit/internal/sandbox"
 )
@@ -83,6 +85,68 @@ func notReady(e *entry) *pageError {
 		pe.message += "."
 	}
 	return pe
+}
+
+// wakingUp is the page a browser gets while its sandbox wakes up: it
+// reloads itself every second, and the reload is served by the sandbox as
+// soon as it is ready.
+func wakingUp(e *entry) *pageError {
+	return &pageError{
+		status: http.StatusServiceUnavailable, result: resultWaking, code: "waking",
+		title:   fmt.Sprintf("Sandbox %q is waking up", e.name),
+		message: "It was suspended and is starting again" + statusSuffix(e),
+		hintPre: "Run ", hintCmd: "sandpit logs " + e.name, hintPost: " to follow its progress.",
+		retryAfter: 1, refresh: true,
+	}
+}
+
+// wakeTimedOut answers a request that was held for bound without its
+// sandbox becoming ready.
+func wakeTimedOut(e *entry, bound time.Duration) *pageError {
+	return &pageError{
+		status: http.StatusServiceUnavailable, result: resultWakeTimeout, code: "waking_timeout",
+		title: fmt.Sprintf("Sandbox %q is still waking up", e.name),
+		message: fmt.Sprintf("It was suspended and is starting again, but it was not ready within %s%s",
+			seconds(bound), statusSuffix(e)),
+		hintPre: "Retry in a moment, or run ", hintCmd: "sandpit logs " + e.name, hintPost: " to see what it is doing.",
+		retryAfter: 5,
+	}
+}
+
+// wakeRefused shows why Config.Wake did not wake a sandbox; the error is
+// the server's and says what to do.
+func wakeRefused(e *entry, err error) *pageError {
+	msg := strings.TrimSuffix(strings.TrimSpace(err.Error()), ".")
+	if msg == "" {
+		msg = "no reason given"
+	}
+	// Go errors start in lower case; the page shows a sentence.
+	if r, n := utf8.DecodeRuneInString(msg); r != utf8.RuneError {
+		msg = string(unicode.ToUpper(r)) + msg[n:]
+	}
+	msg += "."
+	return &pageError{
+		status: http.StatusServiceUnavailable, result: resultWakeRefused, code: "wake_refused",
+		title:   fmt.Sprintf("Sandbox %q is suspended and could not be woken", e.name),
+		message: msg,
+		hintPre: "Run ", hintCmd: "sandpit list", hintPost: " to see your sandboxes and their state.",
+	}
+}
+
+// seconds writes a whole number of seconds as "60s" rather than "1m0s".
+func seconds(d time.Duration) string {
+	if d >= time.Second && d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return d.String()
+}
+
+// statusSuffix ends a sentence with the sandbox's status message, if any.
+func statusSuffix(e *entry) string {
+	if msg := strings.TrimSpace(e.target.Message); msg != "" {
+		return " (" + strings.TrimSuffix(msg, ".") + ")."
+	}
+	return "."
 }
 
 func (p *Proxy) unknownEndpoint(r *http.Request, e *entry, name string) *pageError {

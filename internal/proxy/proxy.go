@@ -28,11 +28,35 @@ type Config struct {
 	Table *Table
 	// Logger receives upstream errors. Nil discards them.
 	Logger *slog.Logger
-	// OnRequest, when set, is called for every request whose host names a
-	// sandbox in the table, whatever its phase, so the server can record
-	// activity (idle suspend) or wake a suspended sandbox. It runs on the
-	// request path: it must be fast and must not block.
+	// OnRequest, when set, is called once for every request whose host
+	// names a sandbox in the table, whatever its phase, so the server can
+	// record activity (idle suspend). It runs on the request path: it must
+	// be fast and must not block.
 	OnRequest func(sandboxName, endpoint string)
+	// Wake, when set, is called when a request arrives for a sandbox whose
+	// phase is Suspended, to start it again; the request is then held
+	// until the sandbox is Ready (and forwarded), leaves the table, Fails
+	// or is being deleted (and answered with the page for that), or until
+	// WakeTimeout or BrowserWait passes. Concurrent requests for the same
+	// sandbox share one call: Wake is called again only by a request that
+	// arrives when no request for that sandbox is held and no call is in
+	// progress, or after a call returned an error. The sandbox may still
+	// be resuming then, so Wake must be idempotent. It runs in a goroutine
+	// of its own, with a context that ends after WakeTimeout but not when
+	// the client leaves. An error (for example a limit on running
+	// sandboxes) is shown to the waiting clients as the reason they were
+	// not served, so it should say what to do. Nil means no waking:
+	// requests to a suspended sandbox get a 503 page that says so.
+	Wake func(ctx context.Context, sandboxName, endpoint string) error
+	// WakeTimeout bounds how long a request to a suspended sandbox is held
+	// while it wakes up; then it gets a 503 with Retry-After. Zero means
+	// 60s.
+	WakeTimeout time.Duration
+	// BrowserWait is the bound instead of WakeTimeout for requests that
+	// accept HTML: after it a browser gets a small "waking up" page that
+	// reloads itself every second, so that the user sees what is going
+	// on. Zero means 2s.
+	BrowserWait time.Duration
 	// Registerer receives the proxy's metrics. Nil leaves them unregistered.
 	Registerer prometheus.Registerer
 	// DialTimeout bounds connecting to an upstream. Zero means 5s.
@@ -64,6 +88,12 @@ type Proxy struct {
 	fast          bool
 	pool          *connPool
 	headerTimeout time.Duration
+
+	wake        func(ctx context.Context, sandboxName, endpoint string) error
+	wakeTimeout time.Duration
+	browserWait time.Duration
+	wakeMu      sync.Mutex
+	wakes       map[string]*wakeCall // by sandbox name; guarded by wakeMu
 }
 
 // New returns a Proxy. It panics if cfg.Table is nil or if the metrics are
@@ -85,6 +115,11 @@ func New(cfg Config) *Proxy {
 		transport: newTransport(cfg),
 		fast:      !cfg.DisableFastPath,
 		pool:      newConnPool(dialTimeout(cfg)),
+
+		wake:        cfg.Wake,
+		wakeTimeout: durationOr(cfg.WakeTimeout, 60*time.Second),
+		browserWait: durationOr(cfg.BrowserWait, 2*time.Second),
+		wakes:       map[string]*wakeCall{},
 	}
 	p.headerTimeout = headerTimeout(cfg)
 	p.rp = &httputil.ReverseProxy{
@@ -146,8 +181,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.onRequest(sbName, epName)
 	}
 	if e.target.Phase != sandbox.PhaseReady {
-		s.page(r, notReady(e))
-		return
+		if e = p.awaitReady(s, r, e); e == nil {
+			return
+		}
 	}
 	ep := e.endpoint(epName)
 	if ep == nil {

@@ -32,9 +32,17 @@ func TargetFromStatus(st sandbox.Status) Target {
 // which is fine because they happen a few times per sandbox launch, not per
 // request, and it keeps the request path free of locks. The zero value is an
 // empty table ready to use.
+//
+// Requests held while a suspended sandbox wakes up wait for its entry to
+// change through watch, which takes the writers' lock: that is off the
+// request path of a Ready sandbox.
 type Table struct {
-	mu sync.Mutex // serialises writers; readers never take it
+	mu sync.Mutex // serialises writers and watch; lookups never take it
 	m  atomic.Pointer[map[string]*entry]
+	// changed holds, for sandboxes that someone watches, a channel that
+	// the next Set or Delete of that sandbox closes. Only names in the
+	// table have one, so it never outgrows the table.
+	changed map[string]chan struct{}
 }
 
 // NewTable returns an empty table.
@@ -77,6 +85,7 @@ func (t *Table) Set(sandboxName string, tg Target) {
 	}
 	m[sandboxName] = e
 	t.m.Store(&m)
+	t.notify(sandboxName)
 }
 
 // Delete forgets a sandbox; requests for it get a 404 from then on.
@@ -94,6 +103,38 @@ func (t *Table) Delete(sandboxName string) {
 		}
 	}
 	t.m.Store(&m)
+	t.notify(sandboxName)
+}
+
+// watch returns a sandbox's entry, nil if it is not in the table, and a
+// channel that is closed when the entry is next replaced or deleted (nil
+// with a nil entry). Both are read under the writers' lock, so a change
+// made after watch returns always closes the channel: a caller that checks
+// the entry and then waits on the channel cannot miss a change.
+func (t *Table) watch(name string) (*entry, <-chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.load()[name]
+	if e == nil {
+		return nil, nil
+	}
+	ch := t.changed[name]
+	if ch == nil {
+		if t.changed == nil {
+			t.changed = map[string]chan struct{}{}
+		}
+		ch = make(chan struct{})
+		t.changed[name] = ch
+	}
+	return e, ch
+}
+
+// notify wakes the watchers of a sandbox. t.mu must be held.
+func (t *Table) notify(name string) {
+	if ch, ok := t.changed[name]; ok {
+		close(ch)
+		delete(t.changed, name)
+	}
 }
 
 // Get returns a copy of the target last Set for a sandbox.

@@ -13,6 +13,7 @@ type metrics struct {
 	stageDuration *prometheus.HistogramVec
 	launch        *prometheus.HistogramVec
 	reconciles    *prometheus.CounterVec
+	lifecycle     *prometheus.CounterVec
 }
 
 var stageBuckets = []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
@@ -26,16 +27,20 @@ func newMetrics(reg prometheus.Registerer, st store.Store) *metrics {
 		}, []string{"stage", "result"}),
 		launch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sandpit_launch_seconds",
-			Help:    "Create-to-Ready time of sandboxes, split into total, external work (git, dependencies, build, start, probes) and the platform's own overhead.",
+			Help:    "Create-to-Ready time of sandboxes, split into total, external work (git, dependencies, build, start, probes) and the platform's own overhead; \"resume\" is the wake time of suspended ones.",
 			Buckets: stageBuckets,
 		}, []string{"part"}),
 		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sandpit_reconciles_total",
 			Help: "Reconcile passes by result.",
 		}, []string{"result"}),
+		lifecycle: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sandpit_lifecycle_actions_total",
+			Help: "Lifecycle actions taken: suspend, resume, delete (TTL, keep_failed, retention), pool_create.",
+		}, []string{"action"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.stageDuration, m.launch, m.reconciles, &phaseCollector{st: st})
+		reg.MustRegister(m.stageDuration, m.launch, m.reconciles, m.lifecycle, &phaseCollector{st: st})
 	}
 	return m
 }

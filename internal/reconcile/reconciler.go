@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"sandpit.dev/sandpit/internal/lifecycle"
 	"sandpit.dev/sandpit/internal/runtime"
 	"sandpit.dev/sandpit/internal/sandbox"
 	"sandpit.dev/sandpit/internal/store"
@@ -45,6 +47,16 @@ type Config struct {
 	// ResolveSnapshot finds the snapshots dependencies start from (nil:
 	// snapshots are not supported, and a dependency naming one fails).
 	ResolveSnapshot runtime.SnapshotResolver
+	// Policy is the server's lifecycle settings (idle suspend override,
+	// keep-failed default, retention of suspended sandboxes).
+	Policy lifecycle.Policy
+	// Activity, when set, returns activity the server recorded in memory
+	// but may not have stored yet (the current time while a session is
+	// open), so that an idle suspend never misses recent use.
+	Activity func(sandboxName string) time.Time
+	// PoolEvery is how often warm pools are checked (default Resync;
+	// they are also checked after every change that can affect them).
+	PoolEvery time.Duration
 }
 
 // Result tells the worker when to look at the sandbox again.
@@ -61,13 +73,21 @@ type Reconciler struct {
 
 	mu       sync.Mutex
 	inflight map[string]*inflight
+
+	// templates caches parsed template versions (immutable) for the
+	// lifecycle settings every pass needs.
+	tmplMu    sync.Mutex
+	templates map[string]*template.Template
+
+	pools        chan struct{} // a pool check is wanted
+	poolsStopped atomic.Bool
 }
 
 // inflight is a running Up, cancelled when its sandbox's spec changes
 // (deletion requested) so a delete never waits for a slow build.
 type inflight struct {
-	cancel     context.CancelFunc
-	generation int64
+	cancel context.CancelFunc
+	key    string // launchKey of the sandbox being launched
 }
 
 // New returns a reconciler; Run starts it.
@@ -83,6 +103,9 @@ func New(cfg Config) *Reconciler {
 	}
 	if cfg.CollectEvery <= 0 {
 		cfg.CollectEvery = 5 * time.Minute
+	}
+	if cfg.PoolEvery <= 0 {
+		cfg.PoolEvery = cfg.Resync
 	}
 	if cfg.RetryBase <= 0 {
 		cfg.RetryBase = 500 * time.Millisecond
@@ -102,10 +125,15 @@ func New(cfg Config) *Reconciler {
 		queue:    NewQueue(cfg.RetryBase, cfg.RetryMax, cfg.Now),
 		metrics:  newMetrics(cfg.Registerer, cfg.Store),
 		inflight: map[string]*inflight{},
+
+		templates: map[string]*template.Template{},
+		pools:     make(chan struct{}, 1),
 	}
 }
 
-func (r *Reconciler) now() time.Time { return r.cfg.Now().UTC() }
+// now is the clock at the store's precision (microseconds), so that times
+// the reconciler writes compare exactly with ones read back.
+func (r *Reconciler) now() time.Time { return r.cfg.Now().UTC().Truncate(time.Microsecond) }
 
 // Enqueue asks for sandbox id to be reconciled. Call it after every spec
 // change. If an Up of the sandbox is running and the spec moved on (a
@@ -118,8 +146,9 @@ func (r *Reconciler) Enqueue(id string) {
 	if f == nil {
 		return
 	}
+	// Lifecycle-only changes (a pin, an extension) leave the launch alone.
 	sb, err := r.cfg.Store.GetSandbox(context.Background(), id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && (sb.Spec.Deleting() || sb.Generation != f.generation)) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (sb.Spec.Deleting() || sb.Spec.SuspendRequestedAt != nil || launchKey(sb) != f.key)) {
 		f.cancel()
 	}
 }
@@ -129,6 +158,9 @@ func (r *Reconciler) Enqueue(id string) {
 // the queue with the configured number of workers.
 func (r *Reconciler) Run(ctx context.Context) error {
 	if err := r.enqueueAll(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
 		return err
 	}
 	var wg sync.WaitGroup
@@ -141,6 +173,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(r.cfg.CollectEvery)
 	defer tick.Stop()
+	poolTick := time.NewTicker(r.cfg.PoolEvery)
+	defer poolTick.Stop()
+	r.checkPools(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -151,6 +186,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			if err := r.enqueueAll(ctx); err != nil {
 				r.log.Warn("list sandboxes for collection", "err", err)
 			}
+		case <-poolTick.C:
+			r.checkPools(ctx)
+		case <-r.pools:
+			r.checkPools(ctx)
 		}
 	}
 }
@@ -208,20 +247,41 @@ func (r *Reconciler) Reconcile(ctx context.Context, id string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	switch {
-	case sb.Spec.Deleting():
+	if sb.Spec.Deleting() {
 		return r.delete(ctx, sb)
+	}
+	if sb.Status.ObservedGeneration != sb.Generation && sb.Status.LaunchKey != "" && sb.Status.LaunchKey == launchKey(sb) {
+		// Only lifecycle settings changed (a pin, an extension, a
+		// suspend request): nothing to relaunch.
+		st := sb.Status
+		st.ObservedGeneration = sb.Generation
+		r.writeStatus(ctx, sb, st)
+	}
+	dec := r.evaluate(ctx, sb)
+	switch dec.Action {
+	case lifecycle.Delete:
+		return r.expire(ctx, sb, dec.Reason)
+	case lifecycle.Suspend:
+		return r.suspend(ctx, sb, dec.Reason)
+	case lifecycle.Wake:
+		return r.resume(ctx, sb)
+	}
+	settled := r.requeue(dec)
+	switch {
+	case sb.Status.Phase == sandbox.PhaseSuspended:
+		// Asleep: its changes apply when it wakes.
+		return settled, nil
 	case sb.Status.ObservedGeneration == sb.Generation && sb.Status.Phase == sandbox.PhaseFailed:
 		// Kept for debugging: refresh what runs, change nothing.
 		r.refresh(ctx, sb)
-		return Result{RequeueAfter: r.cfg.Resync}, nil
+		return settled, nil
 	case sb.Status.ObservedGeneration == sb.Generation && sb.Status.Phase == sandbox.PhaseReady:
 		if r.refresh(ctx, sb) {
-			return Result{RequeueAfter: r.cfg.Resync}, nil
+			return settled, nil
 		}
 		r.event(ctx, sb, sandbox.Event{Type: sandbox.EventWarning, Reason: sandbox.ReasonInfo, Message: "a service's supervisor is gone (host restarted or process killed); starting it again"})
 	}
-	return r.provision(ctx, sb)
+	return r.provision(ctx, sb, "")
 }
 
 // collect removes runtime resources of an id that has no sandbox.
@@ -315,7 +375,10 @@ func (r *Reconciler) delete(ctx context.Context, sb *sandbox.Sandbox) (Result, e
 	return Result{}, nil
 }
 
-func (r *Reconciler) provision(ctx context.Context, sb *sandbox.Sandbox) (Result, error) {
+// provision launches the sandbox, or relaunches it after a change. With a
+// resume reason it wakes a Suspended sandbox instead: the phase stays
+// Suspended (the proxy holds requests meanwhile) until it is Ready.
+func (r *Reconciler) provision(ctx context.Context, sb *sandbox.Sandbox, resume string) (Result, error) {
 	tv, err := r.cfg.Store.GetTemplate(ctx, sb.Spec.Template, sb.Spec.TemplateVersion)
 	if err != nil {
 		return r.fail(ctx, sb, sb.Status, fmt.Errorf("template %s version %d: %w", sb.Spec.Template, sb.Spec.TemplateVersion, err))
@@ -329,13 +392,21 @@ func (r *Reconciler) provision(ctx context.Context, sb *sandbox.Sandbox) (Result
 	}
 
 	st := sb.Status
-	if st.Phase != sandbox.PhaseProvisioning {
-		r.setPhase(ctx, sb, &st, sandbox.PhaseProvisioning, "")
+	started := r.now()
+	if resume != "" {
+		st.Message = "resuming: " + resume
+		r.event(ctx, sb, sandbox.Event{Type: sandbox.EventNormal, Reason: sandbox.ReasonResuming, Message: "resuming: " + resume})
+		st.Resume = &sandbox.ResumeTiming{StartedAt: started, Reason: resume}
+	} else {
+		if st.Phase != sandbox.PhaseProvisioning {
+			r.setPhase(ctx, sb, &st, sandbox.PhaseProvisioning, "")
+		}
+		st.Message = "launching"
+		st.Timing = nil
 	}
-	st.Message = "launching"
 	st.Runtime = r.cfg.Runtime.Name()
 	st.Stages = nil
-	st.ReadyAt, st.FailedAt, st.Timing = nil, nil, nil
+	st.ReadyAt, st.FailedAt = nil, nil
 	st.Endpoints = r.endpoints(sb, t, nil)
 	st.Dependencies = nil
 	for _, name := range t.DependencyOrder {
@@ -347,7 +418,7 @@ func (r *Reconciler) provision(ctx context.Context, sb *sandbox.Sandbox) (Result
 	upCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r.mu.Lock()
-	r.inflight[sb.ID] = &inflight{cancel: cancel, generation: sb.Generation}
+	r.inflight[sb.ID] = &inflight{cancel: cancel, key: launchKey(sb)}
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
@@ -356,7 +427,7 @@ func (r *Reconciler) provision(ctx context.Context, sb *sandbox.Sandbox) (Result
 	}()
 	// A deletion requested between our read and the registration above
 	// would otherwise go unnoticed until Up ends.
-	if cur, err := r.cfg.Store.GetSandbox(ctx, sb.ID); err != nil || cur.Spec.Deleting() {
+	if cur, err := r.cfg.Store.GetSandbox(ctx, sb.ID); err != nil || cur.Spec.Deleting() || cur.Spec.SuspendRequestedAt != nil || launchKey(cur) != launchKey(sb) {
 		return Result{RequeueAfter: time.Millisecond}, nil
 	}
 
@@ -396,20 +467,37 @@ func (r *Reconciler) provision(ctx context.Context, sb *sandbox.Sandbox) (Result
 	now := r.now()
 	r.setPhase(ctx, sb, &st, sandbox.PhaseReady, "")
 	st.ObservedGeneration = sb.Generation
+	st.LaunchKey = launchKey(sb)
 	st.Ref, st.SHA = obs.Ref, obs.SHA
 	st.Services = obs.Services
 	st.Dependencies = mergeDeps(st.Dependencies, obs.Dependencies)
 	st.Endpoints = r.endpoints(sb, t, obs.Upstreams)
+	st.Resources = obs.Resources
 	st.ReadyAt = &now
+	st.SuspendedAt, st.SuspendReason = nil, ""
+	if resume != "" {
+		took := now.Sub(started)
+		st.Resume.TookMS = ms(took)
+		r.metrics.launch.WithLabelValues("resume").Observe(took.Seconds())
+		r.writeStatus(ctx, sb, st)
+		r.log.Info("sandbox resumed", "sandbox", sb.Name, "id", sb.ID, "took", round(took), "reason", resume)
+		return r.requeue(r.evaluate(ctx, sb)), nil
+	}
 	ext, checkout := p.ext.totals()
 	total := now.Sub(sb.CreatedAt)
+	if sb.Spec.ClaimedAt != nil {
+		total = now.Sub(*sb.Spec.ClaimedAt)
+	}
 	st.Timing = &sandbox.Timing{TotalMS: ms(total), ExternalMS: ms(ext), CheckoutMS: ms(checkout), OverheadMS: ms(total - ext)}
 	r.metrics.launch.WithLabelValues("total").Observe(total.Seconds())
 	r.metrics.launch.WithLabelValues("external").Observe(ext.Seconds())
 	r.metrics.launch.WithLabelValues("overhead").Observe((total - ext).Seconds())
 	r.writeStatus(ctx, sb, st)
 	r.log.Info("sandbox ready", "sandbox", sb.Name, "id", sb.ID, "took", round(total), "overhead", round(total-ext))
-	return Result{RequeueAfter: r.cfg.Resync}, nil
+	if sb.Spec.Pool != "" {
+		r.WantPoolCheck()
+	}
+	return r.requeue(r.evaluate(ctx, sb)), nil
 }
 
 // seeds says what each dependency's data starts from: the latest restore

@@ -45,6 +45,9 @@ type Observation struct {
 	// Healthy is false when something that should run does not (a service
 	// process is gone); the reconciler then calls Up again.
 	Healthy bool
+	// Resources is the resource class the sandbox runs under and whether
+	// the runtime could enforce it (nil when the template names none).
+	Resources *sandbox.ResourceStatus
 }
 
 // Progress receives a launch's stages and events as they happen. Stage names
@@ -133,6 +136,17 @@ type Execer interface {
 	// Exec runs req and returns the command's exit code. An error means the
 	// command could not be run at all.
 	Exec(ctx context.Context, id string, req ExecRequest) (exitCode int, err error)
+}
+
+// Suspender is the optional capability to suspend a sandbox: stop its
+// services and dependencies and free their ports and memory while keeping
+// everything on disk (checkout, builds, data), so that Up resumes it
+// without rebuilding or reseeding.
+type Suspender interface {
+	// Suspend stops every process of the sandbox and releases its ports.
+	// It is idempotent. Up resumes the sandbox, taking the same ports back
+	// when they are still free.
+	Suspend(ctx context.Context, id string, p Progress) error
 }
 
 // TemplateChecker is the optional capability to check a template against

@@ -42,4 +42,11 @@ const (
 	// `sandpit snapshot restore`), or a snapshot was captured from it.
 	ReasonSnapshotRestored = "SnapshotRestored"
 	ReasonSnapshotCaptured = "SnapshotCaptured"
+	// Lifecycle: suspend and resume (idle, by hand, by a request), TTL
+	// and retention, pins and pools.
+	ReasonSuspended = "Suspended"
+	ReasonResuming  = "Resuming"
+	ReasonExpired   = "Expired"
+	ReasonLifecycle = "Lifecycle"
+	ReasonClaimed   = "Claimed"
 )

@@ -7,7 +7,8 @@ import "fmt"
 //	Pending → Provisioning → Ready ⇄ Suspended → Deleting → (gone)
 //
 // plus Failed, kept for debugging until its retention ends. Deleting can be
-// entered from every phase.
+// entered from every phase. A sandbox asked to suspend while it launches
+// goes to Suspended too; waking it (Suspended → Ready) finishes the launch.
 type Phase string
 
 const (
@@ -23,10 +24,10 @@ const (
 var Phases = []Phase{PhasePending, PhaseProvisioning, PhaseReady, PhaseSuspended, PhaseDeleting, PhaseFailed}
 
 var transitions = map[Phase][]Phase{
-	PhasePending:      {PhaseProvisioning, PhaseFailed, PhaseDeleting},
-	PhaseProvisioning: {PhaseReady, PhaseFailed, PhaseDeleting},
+	PhasePending:      {PhaseProvisioning, PhaseSuspended, PhaseFailed, PhaseDeleting},
+	PhaseProvisioning: {PhaseReady, PhaseSuspended, PhaseFailed, PhaseDeleting},
 	PhaseReady:        {PhaseProvisioning, PhaseSuspended, PhaseFailed, PhaseDeleting},
-	PhaseSuspended:    {PhaseProvisioning, PhaseReady, PhaseDeleting},
+	PhaseSuspended:    {PhaseProvisioning, PhaseReady, PhaseFailed, PhaseDeleting},
 	PhaseFailed:       {PhaseProvisioning, PhaseDeleting},
 	PhaseDeleting:     {},
 }

@@ -16,6 +16,17 @@ type Sandbox struct {
 	Generation int64     `json:"generation"` // bumped by every spec change
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
+	// LastActivityAt is the last request through the endpoint proxy, or
+	// the last moment a logs, exec or port-forward session was open, as
+	// last recorded (the server records it every few seconds). Nil before
+	// any activity. It is neither spec nor status: only activity moves it,
+	// and only forward.
+	LastActivityAt *time.Time `json:"last_activity_at,omitempty"`
+
+	// Lifecycle and Deadlines are computed when the API answers (the
+	// policy in force now, and when it will act), never stored.
+	Lifecycle *Lifecycle `json:"lifecycle,omitempty"`
+	Deadlines *Deadlines `json:"deadlines,omitempty"`
 }
 
 // Spec is what the user asked for.
@@ -37,6 +48,26 @@ type Spec struct {
 	// snapshot (`sandpit snapshot restore`). Each request bumps Seq, so
 	// asking twice for the same snapshot resets twice.
 	Restores map[string]Restore `json:"restores,omitempty"`
+
+	// DeletionReason says why deletion was requested (DeletedByUser,
+	// DeletedTTL, ...).
+	DeletionReason string `json:"deletion_reason,omitempty"`
+	// Lifecycle holds the sandbox's own lifecycle settings.
+	Lifecycle *LifecycleOverrides `json:"lifecycle,omitempty"`
+	// SuspendRequestedAt is set by `sandpit suspend`; the sandbox stays
+	// suspended until it is resumed or a request wakes it.
+	SuspendRequestedAt *time.Time `json:"suspend_requested_at,omitempty"`
+	SuspendRequestedBy string     `json:"suspend_requested_by,omitempty"`
+	// ExpiresAt, set by `sandpit extend`, replaces the TTL's deadline.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Pin exempts the sandbox from idle suspend, TTL and retention.
+	Pin *Pin `json:"pin,omitempty"`
+	// Pool names the template whose warm pool the sandbox belongs to; it
+	// is cleared when someone claims the sandbox.
+	Pool string `json:"pool,omitempty"`
+	// ClaimedAt is when the sandbox was claimed from a pool: its TTL
+	// counts from then, not from when the pool made it.
+	ClaimedAt *time.Time `json:"claimed_at,omitempty"`
 }
 
 // Restore is one request to reset a dependency's data to a snapshot.
@@ -55,8 +86,12 @@ type Status struct {
 	Phase   Phase  `json:"phase"`
 	Message string `json:"message,omitempty"`
 	// ObservedGeneration is the Generation the status describes.
-	ObservedGeneration int64  `json:"observed_generation,omitempty"`
-	Runtime            string `json:"runtime,omitempty"`
+	ObservedGeneration int64 `json:"observed_generation,omitempty"`
+	// LaunchKey digests what the last launch was made from (name,
+	// template version, ref, overrides, restores): a spec change that
+	// leaves it equal (a pin, an extension) needs no relaunch.
+	LaunchKey string `json:"launch_key,omitempty"`
+	Runtime   string `json:"runtime,omitempty"`
 	// Git is the resolved source: the ref asked for and the commit found.
 	Ref string `json:"ref,omitempty"`
 	SHA string `json:"sha,omitempty"`
@@ -69,6 +104,23 @@ type Status struct {
 
 	ReadyAt  *time.Time `json:"ready_at,omitempty"`
 	FailedAt *time.Time `json:"failed_at,omitempty"`
+	// SuspendedAt is when the sandbox was last suspended (kept while it
+	// is Suspended, cleared when it is Ready again).
+	SuspendedAt *time.Time `json:"suspended_at,omitempty"`
+	// SuspendReason says why it was suspended ("idle for 30m", "by
+	// admin", "pool").
+	SuspendReason string `json:"suspend_reason,omitempty"`
+	// Resources is the resource class and whether the runtime enforces it.
+	Resources *ResourceStatus `json:"resources,omitempty"`
+	// Resume is the timing of the last resume from Suspended.
+	Resume *ResumeTiming `json:"resume,omitempty"`
+}
+
+// ResumeTiming is how long the last resume took and what asked for it.
+type ResumeTiming struct {
+	StartedAt time.Time `json:"started_at"`
+	TookMS    float64   `json:"took_ms,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
 }
 
 // EndpointStatus is one endpoint's public URL and where its routes go.

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"sandpit.dev/sandpit/internal/api"
+	"sandpit.dev/sandpit/internal/lifecycle"
 	"sandpit.dev/sandpit/internal/notify"
 	"sandpit.dev/sandpit/internal/proxy"
 	"sandpit.dev/sandpit/internal/reconcile"
@@ -50,6 +51,16 @@ type Config struct {
 	// SnapshotImageSize is the size of the btrfs image created when the
 	// data dir is not btrfs (0: 80% of the free space, sparse).
 	SnapshotImageSize int64
+	// ResourceClasses are the resource classes templates may name (nil:
+	// local.DefaultResourceClasses).
+	ResourceClasses map[string]local.ResourceClass
+	// Lifecycle is the server's lifecycle policy: idle suspend override,
+	// keep-failed default, retention of suspended sandboxes, per-user
+	// limits.
+	Lifecycle lifecycle.Policy
+	// ActivityFlush is how often recorded activity is written to the store
+	// (default 5s).
+	ActivityFlush time.Duration
 	// ShimCommand starts a shim (the sandpit binary and "shim").
 	ShimCommand []string
 	Logger      *slog.Logger
@@ -114,7 +125,7 @@ func Run(ctx context.Context, cfg Config) error {
 	rt, err := local.New(ctx, local.Config{
 		DataDir: dataDir, HomeDir: cfg.HomeDir, User: user, ShimCommand: cfg.ShimCommand,
 		PortLow: lo, PortHigh: hi, Handles: st, Logger: log, StopTimeout: cfg.StopTimeout,
-		Volumes: vols,
+		Volumes: vols, ResourceClasses: cfg.ResourceClasses,
 	})
 	if err != nil {
 		return err
@@ -147,6 +158,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	table := proxy.NewTable()
 	broker := notify.New()
+	activity := lifecycle.NewActivity(time.Now)
 	var rec *reconcile.Reconciler
 	snaps := snapshot.New(snapshot.Config{
 		Store: st, Runtime: rt, Logger: log, SpoolDir: filepath.Join(dataDir, "incoming"),
@@ -165,15 +177,13 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		},
 	})
+	routes := NewRoutes(table, activity)
 	rec = reconcile.New(reconcile.Config{
 		ResolveSnapshot: snaps.Resolve,
 		Store:           st, Runtime: rt, Logger: log, Workers: cfg.Workers, EndpointURL: endpointURL, Registerer: reg,
+		Policy: cfg.Lifecycle, Activity: activity.Last,
 		OnChange: func(sb *sandbox.Sandbox, gone bool) {
-			if gone {
-				table.Delete(sb.Name)
-			} else {
-				table.Set(sb.Name, proxy.TargetFromStatus(sb.Status))
-			}
+			routes.Update(sb, gone)
 			broker.Notify(sb.ID)
 		},
 	})
@@ -181,9 +191,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	for _, sb := range sbs {
-		table.Set(sb.Name, proxy.TargetFromStatus(sb.Status))
-	}
+	routes.Load(sbs)
 
 	streamsCtx, endStreams := context.WithCancel(context.Background())
 	defer endStreams()
@@ -191,6 +199,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Store: st, Runtime: rt, Enqueue: rec.Enqueue, Broker: broker, Logger: log, Token: token,
 		Gatherer: reg, Registerer: reg, Version: cfg.Version, BaseContext: streamsCtx,
 		Snapshots: snaps,
+		Policy:    cfg.Lifecycle, Activity: activity, Lifecycle: rec.Lifecycle, PoolChanged: rec.WantPoolCheck,
 	})
 	apiSrv := &http.Server{
 		Handler:           apiHandler,
@@ -199,7 +208,10 @@ func Run(ctx context.Context, cfg Config) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	px := proxy.New(proxy.Config{Domain: domain, Table: table, Logger: log.With("component", "proxy"), Registerer: reg})
+	px := proxy.New(proxy.Config{Domain: domain, Table: table, Logger: log.With("component", "proxy"), Registerer: reg,
+		OnRequest: func(sb, _ string) { activity.Touch(sb) },
+		Wake:      apiHandler.Wake,
+	})
 	proxySrv := proxy.NewServer("", px)
 	proxySrv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	for _, s := range []*http.Server{apiSrv, proxySrv} {
@@ -214,7 +226,11 @@ func Run(ctx context.Context, cfg Config) error {
 	defer snaps.Wait()
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
-	wg.Add(3)
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		flushActivity(recCtx, st, activity, cfg.ActivityFlush, log)
+	}()
 	go func() {
 		defer wg.Done()
 		if err := rec.Run(recCtx); err != nil {
@@ -257,6 +273,44 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Wait()
 	log.Info("stopped")
 	return runErr
+}
+
+// flushActivity writes the activity recorded in memory to the store every
+// interval, and once more when ctx ends, so a restart forgets at most one
+// interval of it.
+func flushActivity(ctx context.Context, st store.Store, a *lifecycle.Activity, every time.Duration, log *slog.Logger) {
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	flush := func(ctx context.Context) {
+		dirty := a.Dirty()
+		if len(dirty) == 0 {
+			return
+		}
+		byID := map[string]time.Time{}
+		for name, t := range dirty {
+			if sb, err := st.GetSandboxByName(ctx, name); err == nil {
+				byID[sb.ID] = t
+			}
+		}
+		if err := st.TouchSandboxes(ctx, byID); err != nil {
+			a.Requeue(dirty)
+			log.Warn("record sandbox activity", "err", err)
+		}
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			flush(fctx)
+			cancel()
+			return
+		case <-tick.C:
+			flush(ctx)
+		}
+	}
 }
 
 func listen(addr, flag string) (net.Listener, error) {

@@ -200,9 +200,10 @@ func TestSnapshotFromSandbox(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(s.DataDir, "volumes", "snapshots")); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("snapshots directory: %v, mode %v, want 0700", err, fi.Mode().Perm())
 	}
-	if !hasEvent(t, s, "origin", sandbox.ReasonSnapshotCaptured, "captured as snapshot seed") {
-		t.Error("origin has no SnapshotCaptured event")
-	}
+	// The event follows the snapshot's Ready record.
+	testenv.Eventually(t, "origin's SnapshotCaptured event", func() bool {
+		return hasEvent(t, s, "origin", sandbox.ReasonSnapshotCaptured, "captured as snapshot seed")
+	})
 	// The captured database was stopped and started again: it answers,
 	// with its data, on the same port.
 	oc = connect(t, s, "origin")

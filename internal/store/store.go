@@ -62,7 +62,9 @@ type Store interface {
 	ListTemplateVersions(ctx context.Context, name string) ([]TemplateVersion, error)
 
 	// CreateSandbox inserts sb. It fails with ErrConflict when the name (or
-	// the id) is taken. It sets CreatedAt, UpdatedAt and Generation (1), and
+	// the id) is taken. It sets UpdatedAt, Generation (1), CreatedAt when
+	// zero (a given one is kept, at the store's precision: the caller's
+	// clock decides when TTLs start), and
 	// ID (sandbox.NewID) and Status.Phase (Pending) when empty; sb is updated
 	// in place, and only on success.
 	CreateSandbox(ctx context.Context, sb *sandbox.Sandbox) error
@@ -75,6 +77,15 @@ type Store interface {
 	// an error (which UpdateSpec returns unchanged). fn must not call the
 	// Store: it runs while the write lock is held.
 	UpdateSpec(ctx context.Context, id string, fn func(*sandbox.Spec) error) (*sandbox.Sandbox, error)
+	// RenameSandbox is UpdateSpec that also renames the sandbox, in the
+	// same transaction (claiming a pool's sandbox). A taken name is
+	// ErrConflict, and nothing changes.
+	RenameSandbox(ctx context.Context, id, name string, fn func(*sandbox.Spec) error) (*sandbox.Sandbox, error)
+	// TouchSandboxes records activity: each sandbox's LastActivityAt moves
+	// to the given time unless it is already later. Unknown ids are
+	// ignored (a sandbox deleted since). Spec, status, Generation and
+	// UpdatedAt stay.
+	TouchSandboxes(ctx context.Context, activity map[string]time.Time) error
 	// UpdateStatus replaces the status and sets UpdatedAt; Spec and
 	// Generation stay. Only the reconciler calls it.
 	UpdateStatus(ctx context.Context, id string, st sandbox.Status) error

@@ -342,6 +342,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, p fieldPath, at Pos, hin
 		}
 	case reflect.Int:
 		d.decodeInt(n, v, p)
+	case reflect.Bool:
+		d.decodeBool(n, v, p)
 	default:
 		// Only reachable if someone adds a field of a new kind to types.go;
 		// TestDecoderCoversTypes catches that first.
@@ -368,6 +370,23 @@ func (d *decoder) scalar(n *yaml.Node, p fieldPath, expect string) (string, bool
 		return "", false
 	}
 	return n.Value, true
+}
+
+// decodeBool reads true or false, nothing else: YAML 1.1's yes/no/on/off
+// are refused rather than guessed at.
+func (d *decoder) decodeBool(n *yaml.Node, v reflect.Value, p fieldPath) {
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!bool" {
+		switch n.Value {
+		case "true":
+			v.SetBool(true)
+			return
+		case "false":
+			v.SetBool(false)
+			return
+		}
+	}
+	d.errorf(d.pos(n), p, "%s must be true or false, not %s", p, describeNode(n))
+	d.bad[p.full] = true
 }
 
 func (d *decoder) decodeInt(n *yaml.Node, v reflect.Value, p fieldPath) {

@@ -106,3 +106,27 @@ func (t *Template) WithSet(set map[string]string) (*Template, error) {
 	}
 	return c, nil
 }
+
+// SetAffectsBuild says why --set overrides would change what a service's
+// build is given (its env), or "" when they would not: overrides that only
+// reach services without a build command apply at start. A warm pool's
+// sandbox, built without overrides, can be claimed only when this is "".
+func (t *Template) SetAffectsBuild(set map[string]string) string {
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		k, problem := t.parseSetKey(key)
+		if problem != "" {
+			return key + ": " + problem
+		}
+		for _, name := range t.serviceOrder() {
+			if (k.service == "" || k.service == name) && t.Services[name].Build != "" {
+				return fmt.Sprintf("%s reaches the build of service %s", key, name)
+			}
+		}
+	}
+	return ""
+}

@@ -30,11 +30,11 @@ type Template struct {
 	// Endpoints are the named HTTP entry points of the sandbox, reachable at
 	// <endpoint>--<sandbox>.<domain>.
 	Endpoints map[string]*Endpoint `yaml:"endpoints,omitempty" json:"endpoints,omitempty"`
-	// Lifecycle is reserved: accepted and validated, enforced by a later
-	// release.
+	// Lifecycle says when sandboxes are suspended and deleted, and how
+	// many are kept ready in a warm pool.
 	Lifecycle *Lifecycle `yaml:"lifecycle,omitempty" json:"lifecycle,omitempty"`
-	// Resources is reserved: accepted and validated, enforced by a later
-	// release.
+	// Resources limits the CPU and memory the whole sandbox (all its
+	// services and dependencies together) may use.
 	Resources *Resources `yaml:"resources,omitempty" json:"resources,omitempty"`
 
 	// ServiceOrder, DependencyOrder and EndpointOrder keep declaration
@@ -193,27 +193,40 @@ type Route struct {
 	To string `yaml:"to" json:"to"`
 }
 
-// Lifecycle is reserved for idle suspend, TTL, retention and pools.
+// Lifecycle says when sandboxes sleep and when they go away.
 type Lifecycle struct {
-	// TTL is how long a sandbox lives.
+	// TTL deletes a sandbox this long after it was created (or after its
+	// last `sandpit extend`). Without it sandboxes live until deleted.
 	TTL Duration `yaml:"ttl,omitempty" json:"ttl,omitempty"`
-	// IdleSuspend suspends a sandbox after this long without requests.
+	// IdleSuspend suspends a sandbox after this long without activity
+	// (requests to its endpoints, logs -f, exec); the next request wakes
+	// it. The server and each sandbox may override it.
 	IdleSuspend Duration `yaml:"idle_suspend,omitempty" json:"idle_suspend,omitempty"`
-	// KeepFailed is how long a failed sandbox is kept for debugging.
+	// KeepFailed is how long a failed sandbox is kept for debugging before
+	// it is deleted (default: the server's --keep-failed).
 	KeepFailed Duration `yaml:"keep_failed,omitempty" json:"keep_failed,omitempty"`
 	// Pool keeps sandboxes ready to claim.
 	Pool *Pool `yaml:"pool,omitempty" json:"pool,omitempty"`
 }
 
-// Pool is reserved for warm pools.
+// Pool keeps sandboxes of the template provisioned and ready, so that
+// `sandpit create NAME --template T` claims one instead of launching.
 type Pool struct {
 	// Min is how many ready sandboxes to keep.
 	Min int `yaml:"min" json:"min" jsonschema:"minimum=0"`
+	// Suspend suspends pool sandboxes once they are ready, to save memory;
+	// a claim then wakes one (slower than claiming a running one, still
+	// far faster than a launch).
+	Suspend bool `yaml:"suspend,omitempty" json:"suspend,omitempty"`
 }
 
-// Resources is reserved for resource classes.
+// Resources picks the sandbox's resource limits.
 type Resources struct {
-	// Class names a resource class, like small.
+	// Class names one of the server's resource classes: by default small
+	// (0.5 CPU, 512 MiB), standard (1 CPU, 1 GiB) or large (2 CPUs,
+	// 4 GiB); `sandpit serve --resource-class` defines others. The local
+	// runtime enforces them with cgroups where the host allows it, and
+	// the sandbox's status says when it cannot.
 	Class string `yaml:"class,omitempty" json:"class,omitempty"`
 }
 

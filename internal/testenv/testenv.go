@@ -18,7 +18,9 @@ import (
 
 	"sandpit.dev/sandpit/client"
 	"sandpit.dev/sandpit/internal/api"
+	"sandpit.dev/sandpit/internal/lifecycle"
 	"sandpit.dev/sandpit/internal/notify"
+	"sandpit.dev/sandpit/internal/proxy"
 	"sandpit.dev/sandpit/internal/reconcile"
 	"sandpit.dev/sandpit/internal/runtime"
 	"sandpit.dev/sandpit/internal/runtime/local"
@@ -26,6 +28,7 @@ import (
 	"sandpit.dev/sandpit/internal/runtime/local/shim"
 	"sandpit.dev/sandpit/internal/runtime/local/volume"
 	"sandpit.dev/sandpit/internal/sandbox"
+	"sandpit.dev/sandpit/internal/server"
 	"sandpit.dev/sandpit/internal/snapshot"
 	"sandpit.dev/sandpit/internal/store"
 	"sandpit.dev/sandpit/internal/store/sqlite"
@@ -118,6 +121,10 @@ type Stack struct {
 	Reconciler *reconcile.Reconciler
 	Snapshots  *snapshot.Manager
 	Volumes    *volume.Store
+	// Activity is the stack's activity recorder.
+	Activity *lifecycle.Activity
+	// ProxyAddr is the endpoint proxy's address (with Options.Proxy).
+	ProxyAddr string
 }
 
 // Options adjust a stack.
@@ -134,6 +141,39 @@ type Options struct {
 	// does what `sandpit serve` does as root (a loop-mounted btrfs image);
 	// "btrfs", "reflink" and "copy" force one.
 	SnapshotStore string
+	// Now is the clock of the reconciler, the API and activity (default
+	// time.Now); see Clock.
+	Now func() time.Time
+	// Lifecycle is the server's lifecycle policy.
+	Lifecycle lifecycle.Policy
+	// Proxy starts the endpoint proxy, wired as `sandpit serve` wires it
+	// (activity, wake on request); ProxyOptions adjust it.
+	Proxy        bool
+	ProxyOptions func(*proxy.Config)
+}
+
+// Clock is a controllable clock for stacks: it stands still until the test
+// moves it.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock at t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
 // portBlock is where this process starts looking for a free block of
@@ -270,18 +310,39 @@ func StartWith(t testing.TB, opts Options) *Stack {
 			}
 		},
 	})
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	activity := lifecycle.NewActivity(now)
+	table := proxy.NewTable()
+	routes := server.NewRoutes(table, activity)
 	rec = reconcile.New(reconcile.Config{
 		Store: st, Runtime: driven, Logger: log, Workers: 4, EndpointURL: EndpointURL, Registerer: reg, Resync: opts.Resync,
-		OnChange:        func(sb *sandbox.Sandbox, gone bool) { broker.Notify(sb.ID) },
+		OnChange: func(sb *sandbox.Sandbox, gone bool) {
+			routes.Update(sb, gone)
+			broker.Notify(sb.ID)
+		},
 		ResolveSnapshot: snaps.Resolve,
+		Now:             now, Policy: opts.Lifecycle, Activity: activity.Last,
 	})
 	streams, endStreams := context.WithCancel(context.Background())
 	handler := api.New(api.Config{
 		Store: st, Runtime: driven, Enqueue: rec.Enqueue, Broker: broker, Logger: log, Token: Token,
 		Gatherer: reg, Registerer: reg, Version: Version, BaseContext: streams, Heartbeat: time.Second,
 		Snapshots: snaps,
+		Now:       now, Policy: opts.Lifecycle, Activity: activity, Lifecycle: rec.Lifecycle, PoolChanged: rec.WantPoolCheck,
 	})
 	srv := httptest.NewServer(handler)
+	var proxySrv *httptest.Server
+	if opts.Proxy {
+		pcfg := proxy.Config{Domain: "localhost", Table: table, Logger: log.With("component", "proxy"),
+			OnRequest: func(sb, _ string) { activity.Touch(sb) }, Wake: handler.Wake}
+		if opts.ProxyOptions != nil {
+			opts.ProxyOptions(&pcfg)
+		}
+		proxySrv = httptest.NewServer(proxy.New(pcfg))
+	}
 	recCtx, stopRec := context.WithCancel(context.Background())
 	if err := snaps.Start(recCtx); err != nil {
 		t.Fatal(err)
@@ -298,11 +359,18 @@ func StartWith(t testing.TB, opts Options) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Stack{URL: srv.URL, DataDir: dir, Store: st, Runtime: rt, Client: c, Registry: reg, API: handler, Reconciler: rec, Snapshots: snaps, Volumes: vols}
+	s := &Stack{URL: srv.URL, DataDir: dir, Store: st, Runtime: rt, Client: c, Registry: reg, API: handler, Reconciler: rec, Snapshots: snaps, Volumes: vols, Activity: activity}
+	if proxySrv != nil {
+		s.ProxyAddr = proxySrv.Listener.Addr().String()
+	}
 	t.Cleanup(func() {
+		rec.StopPools() // or pools would refill behind deleteAll
 		s.deleteAll(t)
 		endStreams()
 		srv.Close()
+		if proxySrv != nil {
+			proxySrv.Close()
+		}
 		stopRec()
 		wg.Wait()
 		snaps.Wait()
@@ -344,6 +412,15 @@ func (s *Stack) deleteAll(t testing.TB) {
 		}
 		if len(left) == 0 {
 			break
+		}
+		for _, sb := range left {
+			// Made after the first listing (a warm pool refilling just
+			// before StopPools took effect).
+			if !sb.Spec.Deleting() {
+				if _, err := s.Client.DeleteSandbox(ctx, sb.Name); err != nil && !client.IsNotFound(err) {
+					t.Errorf("cleanup: delete %s: %v", sb.Name, err)
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -11,6 +11,11 @@
 // point resumes where it stopped; Down finds processes by marker, not by pid
 // files, so nothing survives a delete.
 //
+// A template's resource class becomes one cgroup for the whole sandbox
+// (package cgroup), made by Up before any shim starts; every shim joins it
+// before it starts its service or database. Where the host cannot enforce
+// limits the sandbox runs without them, and Observe says why.
+//
 // It imports the runtime contract, the template format and the domain types;
 // never the store, the reconciler or the API.
 package local

@@ -50,6 +50,10 @@ func (r *Runtime) cleanup(ctx context.Context, id string) error {
 			return fmt.Errorf("remove %s: %w", p, err)
 		}
 	}
+	// The processes are gone (Down stopped them): the group can go.
+	if err := r.removeGroup(id); err != nil {
+		return fmt.Errorf("remove the resource group: %w", err)
+	}
 	if err := os.RemoveAll(r.SandboxDir(id)); err != nil {
 		return fmt.Errorf("remove %s: %w", r.SandboxDir(id), err)
 	}

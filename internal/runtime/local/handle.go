@@ -27,6 +27,13 @@ type handle struct {
 	SourceRoot string `json:"source_root,omitempty"`
 	Ref        string `json:"ref,omitempty"`
 	SHA        string `json:"sha,omitempty"`
+	// Resources is the resource class as the last Up applied it (nil
+	// when the template names none).
+	Resources *resourceRecord `json:"resources,omitempty"`
+	// Suspended is true from the moment Suspend starts until Up resumes
+	// the sandbox: its processes are (being) stopped and its ports are
+	// not reserved; Ports are the ones to take back.
+	Suspended bool `json:"suspended,omitempty"`
 }
 
 type unitRef struct {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"sandpit.dev/sandpit/internal/runtime"
+	"sandpit.dev/sandpit/internal/runtime/local/cgroup"
 	"sandpit.dev/sandpit/internal/runtime/local/proc"
 	"sandpit.dev/sandpit/internal/runtime/local/volume"
 )
@@ -57,6 +58,15 @@ type Config struct {
 	// Volumes is the copy-on-write store that holds dependencies' data
 	// and snapshots (default: plain copies under DataDir/volumes).
 	Volumes *volume.Store
+	// ResourceClasses are the classes templates may name in
+	// resources.class (default DefaultResourceClasses; a non-nil map is
+	// used as it is). Each limits a whole sandbox: all its services and
+	// dependencies share one cgroup.
+	ResourceClasses map[string]ResourceClass
+	// CgroupRoot is where the cgroup file systems are mounted (default
+	// /sys/fs/cgroup). A host where limits cannot be enforced runs
+	// sandboxes without them and says so in their status.
+	CgroupRoot string
 }
 
 // DefaultPassEnv are passed through to services unless configured
@@ -82,6 +92,11 @@ type Runtime struct {
 	// (Up, Down, capturing a snapshot of it).
 	sandboxLocks map[string]chan struct{}
 	vols         *volume.Store
+	// cg makes the sandboxes' cgroups; cgroupJoin holds, per sandbox,
+	// the cgroup.procs files its shims join (set by each Up, see
+	// ensureResources; absent when the sandbox has no group).
+	cg         *cgroup.Manager
+	cgroupJoin map[string][]string
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -120,6 +135,15 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ResourceClasses == nil {
+		cfg.ResourceClasses = DefaultResourceClasses()
+	}
+	classes := make(map[string]ResourceClass, len(cfg.ResourceClasses))
+	for name, c := range cfg.ResourceClasses {
+		c.Name = name
+		classes[name] = c
+	}
+	cfg.ResourceClasses = classes
 	if cfg.Volumes == nil {
 		v, err := volume.Open(ctx, volume.Options{Root: filepath.Join(cfg.DataDir, "volumes"), Want: volume.Copy, Logger: cfg.Logger})
 		if err != nil {
@@ -137,6 +161,13 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 
 		sandboxLocks: map[string]chan struct{}{},
 		vols:         cfg.Volumes,
+		cg:           cgroup.Open(cfg.CgroupRoot),
+		cgroupJoin:   map[string][]string{},
+	}
+	if ok, why := r.cg.Supported(); ok {
+		r.log.Info("resource classes are enforced with cgroup "+string(r.cg.Version()), "classes", r.classNames())
+	} else {
+		r.log.Info("resource classes cannot be enforced here: sandboxes that name one run without limits", "why", why)
 	}
 	for _, d := range []string{r.sandboxesDir(), filepath.Join(cfg.DataDir, "git")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -158,6 +189,9 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		if err != nil || h == nil {
 			r.log.Warn("cannot read handle; its ports stay free", "sandbox", id, "err", err)
 			continue
+		}
+		if h.Suspended {
+			continue // its ports were given back; Up takes them again
 		}
 		for _, ports := range h.Ports {
 			for _, p := range ports {
@@ -291,6 +325,17 @@ func (r *Runtime) Sandboxes(ctx context.Context) ([]string, error) {
 	}
 	for _, id := range vols {
 		ids[id] = true
+	}
+	// A group whose sandbox is gone (a crash mid-Down) is collected by a
+	// Down of its id like any other leftover.
+	groups, err := r.cg.List(r.node)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range groups {
+		if strings.HasPrefix(id, "sb-") {
+			ids[id] = true
+		}
 	}
 	out := make([]string, 0, len(ids))
 	for id := range ids {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"sandpit.dev/sandpit/internal/runtime"
+	"sandpit.dev/sandpit/internal/runtime/local/cgroup"
 	"sandpit.dev/sandpit/internal/runtime/local/proc"
 	"sandpit.dev/sandpit/internal/runtime/local/shim"
 	"sandpit.dev/sandpit/internal/runtime/runtimetest"
@@ -154,6 +156,13 @@ func leftovers(t *testing.T, rt runtime.Runtime, id string) []string {
 	}
 	if held := r.ports.held(id); len(held) > 0 {
 		out = append(out, fmt.Sprintf("ports %v", held))
+	}
+	groups, err := r.cg.List(r.node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(groups, id) {
+		out = append(out, "cgroup "+cgroup.Group(r.node, id))
 	}
 	return out
 }

@@ -29,8 +29,17 @@ func (r *Runtime) Observe(ctx context.Context, id string) (*runtime.Observation,
 }
 
 func (r *Runtime) observe(id string, h *handle) (*runtime.Observation, error) {
-	obs := &runtime.Observation{Ref: h.Ref, SHA: h.SHA, Upstreams: map[string]map[string]string{}, Healthy: true}
+	obs := &runtime.Observation{Ref: h.Ref, SHA: h.SHA, Upstreams: map[string]map[string]string{}, Healthy: true, Resources: r.resourceStatus(id, h)}
 	for _, u := range h.Units {
+		if h.Suspended {
+			// Stopped on purpose, ports given back: nothing to route to.
+			if u.Kind == "service" {
+				obs.Services = append(obs.Services, sandbox.ServiceStatus{Name: u.Name, State: sandbox.ServiceStopped, Message: "suspended"})
+			} else {
+				obs.Dependencies = append(obs.Dependencies, sandbox.DependencyStatus{Name: u.Name, Type: u.Kind, State: sandbox.ServiceStopped, Message: "suspended"})
+			}
+			continue
+		}
 		state, ready, restarts, pid, code, msg, healthy := r.unitState(id, u.Name)
 		obs.Healthy = obs.Healthy && healthy
 		if u.Kind == "service" {

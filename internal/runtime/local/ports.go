@@ -54,6 +54,24 @@ func (a *portAllocator) allocate(id string) (int, error) {
 	return 0, fmt.Errorf("no free port left in %d-%d: delete sandboxes or widen --port-range", a.lo, a.hi)
 }
 
+// reclaim takes port back for id (a sandbox resuming): it succeeds when id
+// holds it already, or when nobody holds it and nothing else on the host
+// listens on it.
+func (a *portAllocator) reclaim(id string, port int) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if o, taken := a.owner[port]; taken {
+		return o == id
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	a.owner[port] = id
+	return true
+}
+
 // release frees every port of a sandbox.
 func (a *portAllocator) release(id string) {
 	a.mu.Lock()

@@ -97,7 +97,8 @@ func installedPostgres() []string {
 }
 
 // CheckTemplate implements runtime.TemplateChecker: dependencies this host
-// cannot run are reported when the template is applied.
+// cannot run, and resource classes this server does not define, are
+// reported when the template is applied.
 func (r *Runtime) CheckTemplate(t *template.Template) error {
 	var errs template.ErrorList
 	for _, name := range t.DependencyOrder {
@@ -109,6 +110,9 @@ func (r *Runtime) CheckTemplate(t *template.Template) error {
 			path := "dependencies." + name + ".version"
 			errs = append(errs, &template.Error{Pos: t.Pos(path), Path: path, Msg: fmt.Sprintf("dependency %q: %v", name, err)})
 		}
+	}
+	if e := r.checkResources(t); e != nil {
+		errs = append(errs, e)
 	}
 	if len(errs) > 0 {
 		return &errs
@@ -238,11 +242,24 @@ func (r *Runtime) postgresSpec(id, sandboxName, name, bin string, port int) *shi
 			// Small footprint: many sandboxes share one host.
 			"-c", "shared_buffers=16MB", "-c", "max_connections=50",
 			"-c", "logging_collector=off"},
-		Dir:        r.depDir(id, name),
-		Env:        mergeEnv(r.baseEnv(id, sandboxName)),
+		Dir: r.depDir(id, name),
+		// Without the sandbox's name: PostgreSQL does not need it, and a
+		// sandbox renamed by a pool claim must not restart its database.
+		Env:        mergeEnv(withoutVar(r.baseEnv(id, sandboxName), "SANDPIT_SANDBOX_NAME")),
 		Restart:    string(template.RestartAlways),
 		StopSignal: syscall.SIGINT, // fast shutdown: do not wait for clients
 	}
+}
+
+// withoutVar drops one variable from an environment list.
+func withoutVar(env []string, name string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // seedPostgres replaces a dependency's data: it stops the cluster, drops

@@ -38,6 +38,11 @@ func (r *Runtime) ensureShim(ctx context.Context, id, unit string, spec *shim.Sp
 	if spec.StopTimeout == 0 {
 		spec.StopTimeout = r.cfg.StopTimeout
 	}
+	// Every process of the sandbox is born in its resource group. A spec
+	// read back from disk (to start a dependency again) keeps its own.
+	if spec.Cgroups == nil {
+		spec.Cgroups = r.cgroupFiles(id)
+	}
 	spec.Hash = ""
 	b, _ := json.Marshal(spec)
 	if salt != "" {

@@ -32,6 +32,9 @@ func (r *Runtime) Up(ctx context.Context, inst *runtime.Instance, p runtime.Prog
 	if err != nil {
 		return nil, err
 	}
+	if err := r.ensureResources(ctx, inst, h, p); err != nil {
+		return nil, err
+	}
 	// Build or init steps a killed server left running would race with
 	// the ones about to run.
 	r.killStale(inst.ID)
@@ -78,6 +81,7 @@ func (r *Runtime) Up(ctx context.Context, inst *runtime.Instance, p runtime.Prog
 	if err := r.startServices(ctx, inst, h, svcs, p); err != nil {
 		return nil, err
 	}
+	r.dropUnusedGroup(inst.ID)
 	return r.observe(inst.ID, h)
 }
 
@@ -122,6 +126,18 @@ func (r *Runtime) prepare(ctx context.Context, inst *runtime.Instance) (*handle,
 	for _, name := range t.DependencyOrder {
 		h.Units = append(h.Units, unitRef{Name: name, Kind: t.Dependencies[name].Type})
 		want[name] = []string{"postgres"}
+	}
+	if h.Suspended {
+		// Resuming: take the ports back where nobody took them meanwhile.
+		for unit, ports := range h.Ports {
+			for pn, port := range ports {
+				if !r.ports.reclaim(inst.ID, port) {
+					r.log.Info("port taken while suspended; choosing another", "sandbox", inst.ID, "unit", unit, "port", port)
+					delete(ports, pn)
+				}
+			}
+		}
+		h.Suspended = false
 	}
 	for unit, names := range want {
 		if h.Ports[unit] == nil {
@@ -224,7 +240,15 @@ type renderedService struct {
 	inputs string
 	// ready is the readiness probe with its exec command expanded.
 	ready *template.Probe
+	// buildKey is the build command and env as they would be for any
+	// sandbox name: a sandbox renamed when claimed from a warm pool (its
+	// name, and URLs made from it, reach the build's env) keeps its build.
+	// Builds must not bake the sandbox's name in; services get it at start.
+	buildKey string
 }
+
+// anyName stands for the sandbox's name in build keys.
+const anyName = "\x00sandbox\x00"
 
 func (r *Runtime) vars(inst *runtime.Instance, h *handle) *template.Vars {
 	t := inst.Template
@@ -263,6 +287,13 @@ func (r *Runtime) render(inst *runtime.Instance, h *handle) (map[string]*rendere
 	v := r.vars(inst, h)
 	root := filepath.Join(r.SandboxDir(inst.ID), h.SourceRoot)
 	base := r.baseEnv(inst.ID, inst.Name)
+	keyVars := *v
+	keyVars.SandboxName = anyName
+	keyVars.Endpoints = map[string]string{}
+	for ep, url := range v.Endpoints {
+		keyVars.Endpoints[ep] = strings.ReplaceAll(url, "--"+inst.Name+".", "--"+anyName+".")
+	}
+	keyBase := r.baseEnv(inst.ID, anyName)
 	out := map[string]*renderedService{}
 	for _, name := range t.ServiceOrder {
 		// The template owns the variable namespace and the expansion rules
@@ -277,6 +308,13 @@ func (r *Runtime) render(inst *runtime.Instance, h *handle) (map[string]*rendere
 			source: checkoutKey(inst) + "\x00" + h.SourceRoot + "\x00" + h.SHA,
 			build:  spec.Build, init: spec.Init, run: spec.Run, ready: spec.Ready,
 			env: mergeEnv(base, spec.Env),
+		}
+		if spec.Build != "" {
+			ks, err := t.ExpandService(name, &keyVars, nil)
+			if err != nil {
+				return nil, err
+			}
+			rs.buildKey = ks.Build + "\x00" + strings.Join(mergeEnv(keyBase, ks.Env), "\x00")
 		}
 		inputs := sha256.New()
 		for _, f := range spec.Files {
@@ -309,7 +347,7 @@ func (r *Runtime) buildAll(ctx context.Context, inst *runtime.Instance, svcs map
 	p.StageStarted(sandbox.StageBuild)
 	err := func() error {
 		for _, s := range todo {
-			key := s.source + "\x00" + s.build + "\x00" + strings.Join(s.env, "\x00")
+			key := s.source + "\x00" + s.buildKey
 			stage := sandbox.StageBuild + "/" + s.name
 			if r.isDone(inst.ID, "build-"+s.name, key) {
 				p.StageSkipped(stage, "already built")

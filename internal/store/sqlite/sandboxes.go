@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"sandpit.dev/sandpit/internal/sandbox"
 	"sandpit.dev/sandpit/internal/store"
 )
 
-const sandboxColumns = `id, name, spec, status, generation, created_at, updated_at`
+const sandboxColumns = `id, name, spec, status, generation, created_at, updated_at, last_activity_at`
 
 // CreateSandbox implements store.Store. It also assigns an ID when sb.ID is
 // empty.
@@ -27,8 +28,12 @@ func (s *Store) CreateSandbox(ctx context.Context, sb *sandbox.Sandbox) error {
 		c.ID = sandbox.NewID()
 	}
 	c.Generation = 1
-	c.CreatedAt = now()
-	c.UpdatedAt = c.CreatedAt
+	c.UpdatedAt = now()
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = c.UpdatedAt
+	} else {
+		c.CreatedAt = normTime(c.CreatedAt)
+	}
 	if c.Status.Phase == "" {
 		c.Status.Phase = sandbox.PhasePending
 	}
@@ -126,6 +131,43 @@ func (s *Store) ListSandboxes(ctx context.Context, opts store.ListOptions) ([]*s
 // UpdateSpec implements store.Store. fn runs while this store's write lock
 // is held: it must not call the store's writing methods, or it deadlocks.
 func (s *Store) UpdateSpec(ctx context.Context, id string, fn func(*sandbox.Spec) error) (*sandbox.Sandbox, error) {
+	return s.updateSpec(ctx, id, "", fn)
+}
+
+// RenameSandbox implements store.Store.
+func (s *Store) RenameSandbox(ctx context.Context, id, name string, fn func(*sandbox.Spec) error) (*sandbox.Sandbox, error) {
+	if name == "" {
+		return nil, errors.New("rename sandbox: the new name is empty")
+	}
+	sb, err := s.updateSpec(ctx, id, name, fn)
+	if isUniqueViolation(err) {
+		return nil, fmt.Errorf("rename sandbox %q to %q: the name is taken; choose another or delete that sandbox first: %w", id, name, store.ErrConflict)
+	}
+	return sb, err
+}
+
+// TouchSandboxes implements store.Store.
+func (s *Store) TouchSandboxes(ctx context.Context, activity map[string]time.Time) error {
+	if len(activity) == 0 {
+		return nil
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		for id, t := range activity {
+			at := formatTime(t)
+			if _, err := tx.ExecContext(ctx, `UPDATE sandboxes SET last_activity_at = ?
+				WHERE id = ? AND (last_activity_at IS NULL OR last_activity_at < ?)`, at, id, at); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record activity of %d sandboxes: %w", len(activity), err)
+	}
+	return nil
+}
+
+func (s *Store) updateSpec(ctx context.Context, id, rename string, fn func(*sandbox.Spec) error) (*sandbox.Sandbox, error) {
 	var out *sandbox.Sandbox
 	var fnErr error
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -146,9 +188,12 @@ func (s *Store) UpdateSpec(ctx context.Context, id string, fn func(*sandbox.Spec
 		if err != nil {
 			return fmt.Errorf("encode spec: %w", err)
 		}
+		if rename != "" {
+			sb.Name = rename
+		}
 		if _, err := tx.ExecContext(ctx,
-			`UPDATE sandboxes SET spec = ?, template = ?, generation = ?, updated_at = ? WHERE id = ?`,
-			string(spec), sb.Spec.Template, sb.Generation, formatTime(sb.UpdatedAt), id); err != nil {
+			`UPDATE sandboxes SET name = ?, spec = ?, template = ?, generation = ?, updated_at = ? WHERE id = ?`,
+			sb.Name, string(spec), sb.Spec.Template, sb.Generation, formatTime(sb.UpdatedAt), id); err != nil {
 			return err
 		}
 		out = sb
@@ -226,8 +271,16 @@ func marshalSandbox(sb *sandbox.Sandbox) (spec, status string, err error) {
 func scanSandbox(sc scanner) (*sandbox.Sandbox, error) {
 	var sb sandbox.Sandbox
 	var spec, status, created, updated string
-	if err := sc.Scan(&sb.ID, &sb.Name, &spec, &status, &sb.Generation, &created, &updated); err != nil {
+	var activity sql.NullString
+	if err := sc.Scan(&sb.ID, &sb.Name, &spec, &status, &sb.Generation, &created, &updated, &activity); err != nil {
 		return nil, err
+	}
+	if activity.Valid {
+		t, err := parseTime(activity.String)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox %q: %w", sb.ID, err)
+		}
+		sb.LastActivityAt = &t
 	}
 	if err := json.Unmarshal([]byte(spec), &sb.Spec); err != nil {
 		return nil, fmt.Errorf("sandbox %q: decode spec: %w", sb.ID, err)

@@ -613,8 +613,17 @@ func TestUpgradeFromV1(t *testing.T) {
 	if err := old.SaveHandle(ctx, sb.ID, "local", []byte{0x00, 0xff}); err != nil {
 		t.Fatal(err)
 	}
-	sbBefore, err := old.GetSandbox(ctx, sb.ID)
-	if err != nil {
+	// Read with SQL of that schema: the current GetSandbox reads columns
+	// a version 1 database does not have yet.
+	sbBefore := &sandbox.Sandbox{}
+	var created, updated string
+	if err := old.reader.QueryRowContext(ctx, `SELECT generation, created_at, updated_at FROM sandboxes WHERE id = ?`, sb.ID).Scan(&sbBefore.Generation, &created, &updated); err != nil {
+		t.Fatal(err)
+	}
+	if sbBefore.CreatedAt, err = parseTime(created); err != nil {
+		t.Fatal(err)
+	}
+	if sbBefore.UpdatedAt, err = parseTime(updated); err != nil {
 		t.Fatal(err)
 	}
 	rowsBefore := migrationRows(t, old)
@@ -649,7 +658,8 @@ func TestUpgradeFromV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.Name != "kept" || got.Status.Phase != sandbox.PhaseReady || got.Spec.Set["k"] != "v" ||
-		got.Generation != sbBefore.Generation || !got.CreatedAt.Equal(sbBefore.CreatedAt) || !got.UpdatedAt.Equal(sbBefore.UpdatedAt) {
+		got.Generation != sbBefore.Generation || !got.CreatedAt.Equal(sbBefore.CreatedAt) || !got.UpdatedAt.Equal(sbBefore.UpdatedAt) ||
+		got.LastActivityAt != nil {
 		t.Errorf("sandbox after the upgrade: %+v, want %+v", got, sbBefore)
 	}
 	if gotTV, err := s.GetTemplate(ctx, "shop", 0); err != nil || gotTV.Version != tv.Version || !gotTV.CreatedAt.Equal(tv.CreatedAt) {

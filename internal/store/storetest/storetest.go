@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Events", eventTests},
 		{"Handles", handleTests},
 		{"Snapshots", snapshotTests},
+		{"Lifecycle", lifecycleTests},
 		{"Times", timeTests},
 		{"Context", contextTests},
 	}
@@ -116,6 +117,15 @@ func mustGet(t *testing.T, s store.Store, id string) *sandbox.Sandbox {
 	sb, err := s.GetSandbox(t.Context(), id)
 	if err != nil {
 		t.Fatalf("GetSandbox(%q): %v", id, err)
+	}
+	return sb
+}
+
+func mustGetByName(t *testing.T, s store.Store, name string) *sandbox.Sandbox {
+	t.Helper()
+	sb, err := s.GetSandboxByName(t.Context(), name)
+	if err != nil {
+		t.Fatalf("GetSandboxByName(%q): %v", name, err)
 	}
 	return sb
 }

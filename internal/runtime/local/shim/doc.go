@@ -3,6 +3,8 @@
 // `sandpit shim SPEC` in a session of its own; the shim starts the service
 // in a new process group, writes its stdout and stderr to a size-capped log,
 // restarts it by policy with backoff, and records its state in a status file.
+// When the spec names cgroups (the sandbox's resource limits), the shim
+// joins them before it starts the service, so the service is born there.
 //
 // Because the shim, not the server, is the service's parent and log reader,
 // services keep running (and logging) while the server restarts, and the new

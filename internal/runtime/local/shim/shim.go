@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -81,6 +82,7 @@ func (s *supervisor) run() error {
 	}
 	s.log = lw
 	defer lw.Close()
+	s.joinCgroups()
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -137,6 +139,38 @@ func (s *supervisor) run() error {
 		}
 		backoff = min(backoff*2, backoffMax)
 	}
+}
+
+// joinCgroups moves the shim into the spec's cgroups, so that the service
+// it is about to start is born there. Failing to join does not stop the
+// service: a sandbox without its limits is more use than no sandbox. The
+// failure goes to the log, to stderr (the server's .shim.err file) and to
+// the status, where the server reports the limits as not enforced.
+func (s *supervisor) joinCgroups() {
+	var errs []string
+	for _, f := range s.spec.Cgroups {
+		// "0" is the writing process, in v1 and v2 alike, and whatever
+		// pid namespace we are in; cgroup.procs moves all its threads.
+		fh, err := os.OpenFile(f, os.O_WRONLY, 0)
+		if err == nil {
+			_, err = fh.WriteString("0")
+			if cerr := fh.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) == 0 {
+		return
+	}
+	msg := fmt.Sprintf("could not join its resource group (%s): running without CPU and memory limits", strings.Join(errs, "; "))
+	s.system("%s", msg)
+	fmt.Fprintln(os.Stderr, "sandpit shim:", msg)
+	s.mu.Lock()
+	s.status.CgroupError = msg
+	s.mu.Unlock()
 }
 
 // runOnce starts the service and waits for it to exit or for a stop signal.

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"sandpit.dev/sandpit/internal/runtime/local/cgroup"
 	"sandpit.dev/sandpit/internal/runtime/local/logfile"
 	"sandpit.dev/sandpit/internal/runtime/local/proc"
 	"sandpit.dev/sandpit/internal/runtime/local/shim"
@@ -488,5 +489,75 @@ func TestMainUsage(t *testing.T) {
 	}
 	if code := shim.Main([]string{filepath.Join(t.TempDir(), "none.json")}); code != 1 {
 		t.Errorf("Main with a missing spec: %d, want 1", code)
+	}
+}
+
+func TestCgroupJoinFailureIsReportedAndTheServiceRuns(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "no-such-group", "cgroup.procs")
+	r := start(t, shim.Spec{Name: "nocg", Argv: []string{"/bin/sh", "-c", "echo up; exec sleep 60"}, Cgroups: []string{missing}})
+	st := r.waitStatus("running", func(s *shim.Status) bool { return s.State == shim.StateRunning })
+	if !strings.Contains(st.CgroupError, "no-such-group") || !strings.Contains(st.CgroupError, "without CPU and memory limits") {
+		t.Errorf("CgroupError = %q, want the file and the consequence", st.CgroupError)
+	}
+	r.waitLine("stdout", "up")
+	r.waitLine("system", "could not join its resource group")
+	if code := r.stop(); code != 0 {
+		t.Errorf("shim exit code %d", code)
+	}
+	// The error stays for the status' whole life, not just until the
+	// service started.
+	if st := r.status(); st.CgroupError == "" {
+		t.Errorf("CgroupError cleared by a later state: %+v", st)
+	}
+}
+
+func TestJoinsCgroupsBeforeStartingTheService(t *testing.T) {
+	t.Parallel()
+	m := cgroup.Open("")
+	if ok, why := m.Supported(); !ok {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("cgroups are unusable here and CI is set: %s", why)
+		}
+		t.Skipf("cgroups are unusable here (%s): run the tests as root on a host with cgroup v1 or v2", why)
+	}
+	files, err := m.Ensure(node, sandboxID, cgroup.Limits{MilliCPU: 500, MemoryBytes: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Remove(node, sandboxID); err != nil {
+			t.Error(err)
+		}
+	})
+	// The service reports its cgroups as the first thing it does: it was
+	// born in the group, not moved there after it started.
+	r := start(t, shim.Spec{Name: "cg", Argv: []string{"/bin/sh", "-c", "cat /proc/self/cgroup; exec sleep 60"}, Cgroups: files})
+	st := r.waitStatus("running", func(s *shim.Status) bool { return s.State == shim.StateRunning })
+	if st.CgroupError != "" {
+		t.Errorf("CgroupError = %q", st.CgroupError)
+	}
+	group := "/" + cgroup.Group(node, sandboxID)
+	runtimetest.Eventually(t, runtimetest.WaitTimeout, "the service's cgroup lines", func() (bool, string) {
+		var in []string
+		for _, l := range r.lines() {
+			if l.Stream == "stdout" && strings.HasSuffix(l.Text, ":"+group) {
+				in = append(in, l.Text)
+			}
+		}
+		want := 2 // memory and cpu
+		if m.Version() == cgroup.V2 {
+			want = 1
+		}
+		return len(in) >= want, fmt.Sprintf("%v", r.lines())
+	})
+	for _, pid := range []int{st.ShimPID, st.PID} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		if err != nil || !strings.Contains(string(b), ":"+group+"\n") {
+			t.Errorf("process %d is not in %s: %s %v", pid, group, b, err)
+		}
+	}
+	if code := r.stop(); code != 0 {
+		t.Errorf("shim exit code %d", code)
 	}
 }

@@ -29,6 +29,11 @@ type Spec struct {
 	Restart     string         `json:"restart"`
 	StopSignal  syscall.Signal `json:"stop_signal,omitempty"`
 	StopTimeout time.Duration  `json:"stop_timeout,omitempty"`
+	// Cgroups are cgroup.procs files (one per cgroup hierarchy) of the
+	// sandbox's resource group. The shim joins them at start, before it
+	// starts the service, so the service and everything it forks count
+	// against the group's limits; the shim itself (small) does too.
+	Cgroups []string `json:"cgroups,omitempty"`
 	// Hash identifies the spec's content so the server can tell whether a
 	// running shim runs what is wanted now.
 	Hash string `json:"hash"`
@@ -55,6 +60,10 @@ type Status struct {
 	Message    string    `json:"message,omitempty"`
 	Hash       string    `json:"hash"`
 	UpdatedAt  time.Time `json:"updated_at"`
+
+	// CgroupError says why the shim could not join the spec's cgroups;
+	// the service then runs without resource limits.
+	CgroupError string `json:"cgroup_error,omitempty"`
 }
 
 // Final reports whether the shim has ended or is about to (nothing will run

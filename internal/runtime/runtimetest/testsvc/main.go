@@ -1,8 +1,8 @@
 // Command testsvc is a tiny configurable service that the runtime tests run
 // as a real child process: an HTTP server with a health check whose answer
 // can be delayed, endpoints that report its environment and identity, and
-// flags that make it crash, ignore SIGTERM, leave grandchildren behind or
-// flood its log.
+// flags that make it crash, ignore SIGTERM, leave grandchildren behind,
+// flood its log or hold memory.
 //
 //	testsvc http  [flags]   serve HTTP on 127.0.0.1:$PORT (or -port)
 //	testsvc run   [flags]   no server: print, maybe spawn, exit per flags
@@ -52,6 +52,7 @@ type options struct {
 	stdout     multi
 	stderr     multi
 	tick       time.Duration
+	allocMiB   int
 }
 
 func main() {
@@ -74,6 +75,7 @@ func main() {
 	fs.Var(&o.stdout, "stdout", "print this line to stdout at start (repeatable)")
 	fs.Var(&o.stderr, "stderr", "print this line to stderr at start (repeatable)")
 	fs.DurationVar(&o.tick, "tick", 100*time.Millisecond, "interval of /stream ticks")
+	fs.IntVar(&o.allocMiB, "alloc-mb", 0, "allocate and touch this many MiB at start, and hold them")
 	_ = fs.Parse(os.Args[2:])
 
 	start := time.Now()
@@ -89,6 +91,10 @@ func main() {
 	}
 	if o.logBytes > 0 {
 		writeLog(o.logBytes)
+	}
+	if o.allocMiB > 0 {
+		held = allocate(o.allocMiB)
+		fmt.Printf("%s allocated %d MiB\n", mode, len(held)>>20)
 	}
 	if o.child {
 		spawn(o, false)
@@ -120,6 +126,19 @@ func main() {
 		fmt.Fprintf(os.Stderr, "unknown mode %q: use http, run or sleep\n", mode)
 		os.Exit(2)
 	}
+}
+
+// held keeps -alloc-mb's memory reachable for the process's whole life.
+var held []byte
+
+// allocate returns n MiB with every page written, so they are resident
+// (and count against a memory limit), not merely reserved.
+func allocate(n int) []byte {
+	b := make([]byte, n<<20)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	return b
 }
 
 // writeLog writes n bytes as lines of 99 characters and a newline.
