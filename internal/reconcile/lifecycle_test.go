@@ -649,3 +649,53 @@ func waitPool(t *testing.T, s *testenv.Stack, tmpl string, n int) []*sandbox.San
 	})
 	return ready
 }
+
+// A pool that sleeps: its sandbox is suspended once ready, a request to it
+// does not wake it (it is nobody's yet), and a claim wakes it under its new
+// name.
+func TestSleepingPoolClaimWakes(t *testing.T) {
+	t.Parallel()
+	s, _ := lifecycleStack(t, lifecycle.Policy{})
+	s.Apply(t, webTemplate(t, "dozing", "lifecycle: {pool: {min: 1, suspend: true}}\n"))
+	var member *sandbox.Sandbox
+	testenv.Eventually(t, "a suspended pool sandbox", func() bool {
+		sbs, err := s.Client.ListSandboxes(context.Background(), client.ListOptions{Template: "dozing"})
+		if err != nil || len(sbs) != 1 || sbs[0].Status.Phase != sandbox.PhaseSuspended {
+			return false
+		}
+		member = &sbs[0]
+		return true
+	})
+	if ps := processesOf(t, s, member.Name); len(ps) != 0 {
+		t.Fatalf("the sleeping pool sandbox has processes: %+v", ps)
+	}
+	code, body := get(t, s, member.Name, "/healthz", nil)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "warm pool") {
+		t.Errorf("request to a sleeping pool sandbox = %d %q, want 503 saying it waits in the pool", code, body)
+	}
+	settle(t, s, member.Name, sandbox.PhaseSuspended)
+
+	sb, err := s.Client.CreateSandbox(context.Background(), client.CreateSandboxRequest{Name: "awake", Template: "dozing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sb.ID != member.ID {
+		t.Fatalf("create launched %s instead of claiming the sleeping %s", sb.ID, member.ID)
+	}
+	s.WaitPhase(t, "awake", sandbox.PhaseReady)
+	if code, body := get(t, s, "awake", "/env", nil); code != 200 || !strings.Contains(body, `"WHO":"awake"`) {
+		t.Errorf("claimed sandbox serves %d %q", code, body)
+	}
+	testenv.Eventually(t, "the pool refilled and asleep", func() bool {
+		sbs, err := s.Client.ListSandboxes(context.Background(), client.ListOptions{Template: "dozing"})
+		if err != nil {
+			return false
+		}
+		for _, x := range sbs {
+			if x.Spec.Pool == "dozing" && x.Status.Phase == sandbox.PhaseSuspended {
+				return true
+			}
+		}
+		return false
+	})
+}

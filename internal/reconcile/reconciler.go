@@ -120,9 +120,11 @@ func New(cfg Config) *Reconciler {
 		cfg.EndpointURL = func(s, e string) string { return "http://" + e + "--" + s + ".localhost" }
 	}
 	return &Reconciler{
-		cfg:      cfg,
-		log:      cfg.Logger.With("component", "reconciler"),
-		queue:    NewQueue(cfg.RetryBase, cfg.RetryMax, cfg.Now),
+		cfg: cfg,
+		log: cfg.Logger.With("component", "reconciler"),
+		// Delays are durations on the real clock: a controlled clock that
+		// stands still must not freeze retries and requeues.
+		queue:    NewQueue(cfg.RetryBase, cfg.RetryMax, time.Now),
 		metrics:  newMetrics(cfg.Registerer, cfg.Store),
 		inflight: map[string]*inflight{},
 
