@@ -85,9 +85,9 @@ func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request) {
 	if claimed != nil {
 		s.cfg.Enqueue(claimed.ID)
 		s.cfg.Broker.Notify(claimed.ID)
-		if s.cfg.PoolChanged != nil {
-			s.cfg.PoolChanged()
-		}
+		// The pool refills once the claimed sandbox is Ready (the
+		// reconciler asks then): a refill's checkout and builds would
+		// compete for the CPU with the claim's restart.
 		writeJSON(w, http.StatusCreated, s.decorate(r.Context(), claimed))
 		return
 	}

@@ -477,6 +477,11 @@ func (r *Reconciler) provision(ctx context.Context, sb *sandbox.Sandbox, resume 
 	st.Resources = obs.Resources
 	st.ReadyAt = &now
 	st.SuspendedAt, st.SuspendReason = nil, ""
+	if sb.Spec.Pool != "" || sb.Spec.ClaimedAt != nil {
+		// A pool sandbox is ready, or a claimed one is: its pool may
+		// refill now without slowing the claim down.
+		defer r.WantPoolCheck()
+	}
 	if resume != "" {
 		took := now.Sub(started)
 		st.Resume.TookMS = ms(took)
@@ -496,9 +501,6 @@ func (r *Reconciler) provision(ctx context.Context, sb *sandbox.Sandbox, resume 
 	r.metrics.launch.WithLabelValues("overhead").Observe((total - ext).Seconds())
 	r.writeStatus(ctx, sb, st)
 	r.log.Info("sandbox ready", "sandbox", sb.Name, "id", sb.ID, "took", round(total), "overhead", round(total-ext))
-	if sb.Spec.Pool != "" {
-		r.WantPoolCheck()
-	}
 	return r.requeue(r.evaluate(ctx, sb)), nil
 }
 
@@ -534,6 +536,9 @@ func (r *Reconciler) fail(ctx context.Context, sb *sandbox.Sandbox, st sandbox.S
 	}
 	r.writeStatus(ctx, sb, st)
 	r.log.Warn("sandbox failed", "sandbox", sb.Name, "id", sb.ID, "err", err)
+	if sb.Spec.ClaimedAt != nil {
+		r.WantPoolCheck() // the claim is over either way
+	}
 	return Result{}, nil
 }
 

@@ -176,7 +176,21 @@ func (r *Runtime) stopUnits(ctx context.Context, id string, units ...string) err
 	}
 	graceCtx, cancel := context.WithTimeout(ctx, r.cfg.StopTimeout+2*time.Second)
 	defer cancel()
-	if proc.WaitGone(graceCtx, func() bool { return len(find()) == 0 }) {
+	// Watch the processes signalled (a few reads of /proc/<pid>) and
+	// rescan the whole process table only once they are gone, to catch
+	// any started meanwhile: a full scan per poll costs milliseconds on a
+	// busy host, and a restart (a pool claim renaming a sandbox) waits on
+	// this.
+	gone := func() bool {
+		for _, p := range procs {
+			if _, alive := proc.Inspect(p.PID, r.node); alive {
+				return false
+			}
+		}
+		procs = find()
+		return len(procs) == 0
+	}
+	if proc.WaitGone(graceCtx, gone) {
 		return nil
 	}
 	left := find()

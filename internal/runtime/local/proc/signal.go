@@ -59,7 +59,7 @@ func Signal(pid int, sig syscall.Signal) error {
 // WaitGone polls until gone returns true or ctx ends. It starts fast, since
 // most processes exit within milliseconds of a signal, and backs off.
 func WaitGone(ctx context.Context, gone func() bool) bool {
-	d := 5 * time.Millisecond
+	d := time.Millisecond
 	for {
 		if gone() {
 			return true
