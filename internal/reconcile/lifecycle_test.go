@@ -438,7 +438,7 @@ func TestTTLExtendAndPin(t *testing.T) {
 
 func TestKeepFailedThenDeleted(t *testing.T) {
 	t.Parallel()
-	s, clock := lifecycleStack(t, lifecycle.Policy{KeepFailed: 72 * time.Hour})
+	s, clock := lifecycleStack(t, lifecycle.Policy{KeepFailed: 72 * time.Hour, MaxPinsPerUser: 1})
 	s.Apply(t, `apiVersion: sandpit/v1
 name: broken
 services:
@@ -455,6 +455,37 @@ lifecycle: {keep_failed: 1h}
 	if sb.Deadlines == nil || sb.Deadlines.DeleteAt == nil || !sb.Deadlines.DeleteAt.Equal(sb.Status.FailedAt.Add(time.Hour)) {
 		t.Errorf("delete_at = %+v, want failed_at + 1h", sb.Deadlines)
 	}
+	// Pinning (a lifecycle change) does not relaunch a failed sandbox;
+	// pinned, it outlives keep_failed.
+	stages := countEvents(t, s, "oops", sandbox.ReasonStageStarted)
+	if _, err := s.Client.PinSandbox(context.Background(), "oops"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Hour)
+	look(t, s, "oops")
+	settle(t, s, "oops", sandbox.PhaseFailed)
+	if n := countEvents(t, s, "oops", sandbox.ReasonStageStarted); n != stages {
+		t.Errorf("pinning the failed sandbox relaunched it (%d stage events, was %d)", n, stages)
+	}
+	if _, err := s.Client.UnpinSandbox(context.Background(), "oops"); err != nil {
+		t.Fatal(err)
+	}
+	s.WaitGone(t, "oops") // 2h after failing, past keep_failed
+}
+
+func TestKeepFailedDeadline(t *testing.T) {
+	t.Parallel()
+	s, clock := lifecycleStack(t, lifecycle.Policy{})
+	s.Apply(t, `apiVersion: sandpit/v1
+name: broken
+services:
+  web:
+    build: exit 3
+    run: exec sleep 1000
+lifecycle: {keep_failed: 1h}
+`)
+	s.Create(t, "oops", "broken")
+	s.WaitPhase(t, "oops", sandbox.PhaseFailed)
 	clock.Advance(59 * time.Minute)
 	look(t, s, "oops")
 	settle(t, s, "oops", sandbox.PhaseFailed)

@@ -531,6 +531,9 @@ func (r *Reconciler) fail(ctx context.Context, sb *sandbox.Sandbox, st sandbox.S
 	r.setPhase(ctx, sb, &st, sandbox.PhaseFailed, err.Error())
 	st.FailedAt = &now
 	st.ObservedGeneration = sb.Generation
+	// What failed to launch: a pin or an extension of the failed sandbox
+	// must not relaunch it; a changed ref or template version does.
+	st.LaunchKey = launchKey(sb)
 	if obs, oerr := r.cfg.Runtime.Observe(ctx, sb.ID); oerr == nil {
 		st.Services, st.Dependencies = obs.Services, mergeDeps(st.Dependencies, obs.Dependencies)
 	}
