@@ -180,9 +180,11 @@ func (r *Reconciler) suspend(ctx context.Context, sb *sandbox.Sandbox, reason st
 // resume wakes a Suspended sandbox: Up starts it again from what is on
 // disk.
 func (r *Reconciler) resume(ctx context.Context, sb *sandbox.Sandbox) (Result, error) {
+	// What woke it (a request, `sandpit resume`, a claim) is in the event
+	// that recorded it; here, how long it slept.
 	reason := "woken"
-	if sb.LastActivityAt != nil || r.lastActive(sb).After(time.Time{}) {
-		reason = "activity after it was suspended"
+	if at := sb.Status.SuspendedAt; at != nil {
+		reason = fmt.Sprintf("woken after %s asleep", round(r.now().Sub(*at)))
 	}
 	r.metrics.lifecycle.WithLabelValues("resume").Inc()
 	return r.provision(ctx, sb, reason)
