@@ -16,7 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,9 +24,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"sandpit.dev/sandpit/bench/internal/harness"
 	"sandpit.dev/sandpit/client"
 )
 
@@ -43,28 +44,37 @@ func main() {
 	if os.Geteuid() != 0 {
 		log.Fatal("run as root: services and the baseline run as the unprivileged user sandpit")
 	}
-	repo, err := repoRoot()
-	check(err)
+	repo, err := harness.RepoRoot()
+	harness.Check(err)
+	harness.HandleSignals(func(os.Signal) {
+		log.Printf("interrupted: deleting sandboxes and stopping the server (Ctrl-C again to leave at once)")
+	}, nil)
 	work, err := os.MkdirTemp("/var/tmp", "sandpit-bench-launch-")
-	check(err)
-	check(os.Chmod(work, 0o755))
-	if !*keepDir {
-		defer os.RemoveAll(work)
-	}
-	bin := filepath.Join(work, "sandpit")
-	run(repo, "go", "build", "-o", bin, "./cmd/sandpit")
+	harness.Check(err)
+	harness.Check(os.Chmod(work, 0o755))
+	harness.AtExit(func() {
+		// The server keeps its snapshot store's btrfs image mounted.
+		harness.UnmountUnder(work)
+		if !*keepDir {
+			_ = os.RemoveAll(work)
+		}
+	})
+	defer harness.RunCleanup()
 
-	srv := startServer(bin, work)
-	defer srv.stop()
+	srv, err := harness.Start(harness.Config{
+		Repo: repo, Work: work, Output: os.Stderr,
+		Args: []string{"--home-dir", *home, "--port-range", "40000-40999", "--log-level", "warn"},
+	})
+	harness.Check(err)
 	ctx := context.Background()
-	c := srv.client
+	c := srv.Client
 	_, err = c.ApplyTemplate(ctx, client.ApplyTemplateRequest{
 		Filename: "sandpit.yaml", BaseDir: filepath.Join(repo, "examples/guestbook"),
 		Source: string(must(os.ReadFile(filepath.Join(repo, "examples/guestbook/sandpit.yaml")))),
 	})
-	check(err)
+	harness.Check(err)
 	u, err := user.Lookup("sandpit")
-	check(err)
+	harness.Check(err)
 
 	log.Printf("warming up (builds the example once as user sandpit; the first time on a machine this downloads and compiles its modules)")
 	launchSandpit(ctx, c, "warmup")
@@ -91,7 +101,7 @@ type result struct {
 func launchSandpit(ctx context.Context, c *client.Client, name string) result {
 	start := time.Now()
 	_, err := c.CreateSandbox(ctx, client.CreateSandboxRequest{Name: name, Template: "guestbook"})
-	check(err)
+	harness.Check(err)
 	var ready *client.Sandbox
 	err = c.Watch(ctx, name, 0, client.WatchHandler{Sandbox: func(sb *client.Sandbox) error {
 		switch sb.Status.Phase {
@@ -103,7 +113,7 @@ func launchSandpit(ctx context.Context, c *client.Client, name string) result {
 		}
 		return nil
 	}})
-	check(err)
+	harness.Check(err)
 	r := result{client: time.Since(start), stages: map[string]time.Duration{}}
 	t := ready.Status.Timing
 	r.total, r.external, r.checkout, r.overhead = ms(t.TotalMS), ms(t.ExternalMS), ms(t.CheckoutMS), ms(t.OverheadMS)
@@ -113,9 +123,9 @@ func launchSandpit(ctx context.Context, c *client.Client, name string) result {
 		}
 	}
 	_, err = c.DeleteSandbox(ctx, name)
-	check(err)
+	harness.Check(err)
 	_, err = c.WaitFor(ctx, name, 50*time.Millisecond, func(sb *client.Sandbox) bool { return sb == nil })
-	check(err)
+	harness.Check(err)
 	return r
 }
 
@@ -129,14 +139,12 @@ func baseline(repo, work string, u *user.User, i int) time.Duration {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	cred := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, Setpgid: true}
-	pgPort, apiPort, webPort := freePort(), freePort(), freePort()
+	pgPort, apiPort, webPort := harness.FreePort(), harness.FreePort(), harness.FreePort()
 	env := append(os.Environ(), "HOME="+*home, "USER=sandpit")
-	var procs []*exec.Cmd
+	procs := &procGroup{}
+	harness.AtExit(procs.kill) // a fatal error ends the run before the defer runs
 	defer func() {
-		for _, p := range procs {
-			_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
-			_ = p.Wait()
-		}
+		procs.kill()
 		os.RemoveAll(dir)
 	}()
 	asUser := func(d string, extra []string, name string, args ...string) *exec.Cmd {
@@ -146,7 +154,7 @@ func baseline(repo, work string, u *user.User, i int) time.Duration {
 	}
 	start := time.Now()
 	src := filepath.Join(dir, "src")
-	check(os.MkdirAll(dir, 0o755))
+	harness.Check(os.MkdirAll(dir, 0o755))
 	run("", "cp", "-a", filepath.Join(repo, "examples/guestbook"), src)
 	run("", "chown", "-R", u.Uid+":"+u.Gid, dir)
 
@@ -166,7 +174,7 @@ func baseline(repo, work string, u *user.User, i int) time.Duration {
 			dbErr <- err
 			return
 		}
-		procs = append(procs, pg)
+		procs.add(pg)
 		pgEnv := []string{"PGPASSWORD=secret"}
 		for {
 			err := asUser(dir, pgEnv, bin+"psql", "-h", "127.0.0.1", "-p", strconv.Itoa(pgPort), "-U", "postgres", "-d", "postgres", "-Atqc", "CREATE DATABASE guestbook").Run()
@@ -179,26 +187,61 @@ func baseline(repo, work string, u *user.User, i int) time.Duration {
 	}()
 	for _, b := range []string{"api", "web"} {
 		if out, err := asUser(src, nil, "go", "build", "-o", "bin/"+b, "./cmd/"+b).CombinedOutput(); err != nil {
-			log.Fatalf("baseline build %s: %v\n%s", b, err, out)
+			harness.Fatalf("baseline build %s: %v\n%s", b, err, out)
 		}
 	}
-	check(<-dbErr)
+	harness.Check(<-dbErr)
 	dbURL := fmt.Sprintf("postgres://postgres:secret@127.0.0.1:%d/guestbook?sslmode=disable", pgPort)
 	apiEnv := []string{"DATABASE_URL=" + dbURL, "LISTEN=127.0.0.1:" + strconv.Itoa(apiPort), "SANDBOX_NAME=baseline"}
 	if out, err := asUser(src, apiEnv, "./bin/api", "migrate").CombinedOutput(); err != nil {
-		log.Fatalf("baseline migrate: %v\n%s", err, out)
+		harness.Fatalf("baseline migrate: %v\n%s", err, out)
 	}
 	api := asUser(src, apiEnv, "./bin/api")
-	check(api.Start())
-	procs = append(procs, api)
+	harness.Check(api.Start())
+	procs.add(api)
 	waitHTTP(apiPort)
 	cfg := fmt.Sprintf(`{"sandbox": "baseline", "api": "http://127.0.0.1:%d", "public_url": "http://x"}`, apiPort)
-	check(os.WriteFile(filepath.Join(src, "config.json"), []byte(cfg), 0o644))
+	harness.Check(os.WriteFile(filepath.Join(src, "config.json"), []byte(cfg), 0o644))
 	web := asUser(src, []string{"LISTEN=127.0.0.1:" + strconv.Itoa(webPort), "API_URL=http://127.0.0.1:" + strconv.Itoa(apiPort)}, "./bin/web")
-	check(web.Start())
-	procs = append(procs, web)
+	harness.Check(web.Start())
+	procs.add(web)
 	waitHTTP(webPort)
 	return time.Since(start)
+}
+
+// procGroup is a baseline's processes, each the leader of its process
+// group.
+type procGroup struct {
+	mu     sync.Mutex
+	procs  []*exec.Cmd
+	killed bool
+}
+
+// add adds a started process, or kills it at once if the group is killed
+// already.
+func (g *procGroup) add(p *exec.Cmd) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.procs = append(g.procs, p)
+	if g.killed {
+		g.killLocked()
+	}
+}
+
+// kill SIGKILLs the process groups and waits for their leaders.
+func (g *procGroup) kill() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.killed = true
+	g.killLocked()
+}
+
+func (g *procGroup) killLocked() {
+	for _, p := range g.procs {
+		_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
+		_ = p.Wait()
+	}
+	g.procs = nil
 }
 
 func waitHTTP(port int) {
@@ -213,7 +256,7 @@ func waitHTTP(port int) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	log.Fatalf("port %d never became healthy", port)
+	harness.Fatalf("port %d never became healthy", port)
 }
 
 func report(sp []result, bl []time.Duration) {
@@ -277,70 +320,15 @@ func fmtDur(d time.Duration) string {
 	return fmt.Sprintf("%.2f s", d.Seconds())
 }
 
-type server struct {
-	cmd    *exec.Cmd
-	client *client.Client
-}
-
-func startServer(bin, work string) *server {
-	data := filepath.Join(work, "data")
-	api := "127.0.0.1:" + strconv.Itoa(freePort())
-	cmd := exec.Command(bin, "serve", "--data-dir", data, "--listen", api, "--proxy-listen", "127.0.0.1:"+strconv.Itoa(freePort()),
-		"--home-dir", *home, "--port-range", "40000-40999", "--log-level", "warn")
-	cmd.Stderr = os.Stderr
-	check(cmd.Start())
-	for i := 0; ; i++ {
-		resp, err := http.Get("http://" + api + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if i > 500 {
-			log.Fatal("server did not start")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	tok := strings.TrimSpace(string(must(os.ReadFile(filepath.Join(data, "admin.token")))))
-	c, err := client.New("http://"+api, tok)
-	check(err)
-	return &server{cmd: cmd, client: c}
-}
-
-func (s *server) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	_ = s.cmd.Wait()
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	check(err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func repoRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Dir(strings.TrimSpace(string(out))), nil
-}
-
 func run(dir, name string, args ...string) {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
-		log.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-}
-
-func check(err error) {
-	if err != nil {
-		log.Fatal(err)
+		harness.Fatalf("%s %v: %v\n%s", name, args, err, out)
 	}
 }
 
 func must[T any](v T, err error) T {
-	check(err)
+	harness.Check(err)
 	return v
 }

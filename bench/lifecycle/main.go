@@ -25,20 +25,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"sandpit.dev/sandpit/bench/internal/harness"
 	"sandpit.dev/sandpit/client"
 	"sandpit.dev/sandpit/internal/runtime/local"
 	"sandpit.dev/sandpit/internal/runtime/local/proc"
@@ -83,41 +81,34 @@ func main() {
 		log.Fatal("run as root: services run as the unprivileged user sandpit")
 	}
 	var err error
-	repoDir, err = repoRoot()
-	check(err)
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-sigs
-		interrupted.Store(true)
+	repoDir, err = harness.RepoRoot()
+	harness.Check(err)
+	harness.HandleSignals(func(os.Signal) {
 		log.Printf("interrupted: deleting sandboxes and stopping the server (Ctrl-C again to leave at once)")
-		go func() { <-sigs; os.Exit(130) }()
-		runCleanup()
-		os.Exit(130)
-	}()
+	}, nil)
 
 	work, err := os.MkdirTemp("/var/tmp", "sandpit-bench-lifecycle-")
-	check(err)
-	check(os.Chmod(work, 0o755))
+	harness.Check(err)
+	harness.Check(os.Chmod(work, 0o755))
 	if !*keepDir {
-		atExit(func() { _ = os.RemoveAll(work) })
+		harness.AtExit(func() { _ = os.RemoveAll(work) })
 	}
 	run := &runInfo{start: time.Now(), loadBefore: loadAvg(), machine: machine()}
 	srv, err := startServer(repoDir, work)
-	check(err)
-	log.Printf("server up (data %s, log %s)", srv.data, srv.logPath)
+	harness.Check(err)
+	log.Printf("server up (data %s, log %s)", srv.Data, srv.LogPath)
 	ctx := context.Background()
-	c := srv.c
-	whole := newCPUMeter(srv.cmd.Process.Pid)
+	c := srv.Client
+	whole := newCPUMeter(srv.Pid())
 	phase := func(name string, f func()) {
-		m := newCPUMeter(srv.cmd.Process.Pid)
+		m := newCPUMeter(srv.Pid())
 		f()
 		ours, others := m.read()
 		run.phases = append(run.phases, phaseLoad{name, time.Since(m.start), ours, others})
 	}
 
 	_, err = applyTemplate(ctx, c, lifecycleNoPool)
-	check(err)
+	harness.Check(err)
 	log.Printf("warm-up: one launch (builds the example as user sandpit; the first time on a machine this downloads and compiles its modules)")
 	w := launch(ctx, srv, "warmup", true)
 	log.Printf("warm-up: Ready in %s", fmtDur(w.ready))
@@ -152,8 +143,8 @@ func main() {
 	// Memory: the pool is turned off first so that only the 20 run.
 	if poolApplied.Load() {
 		_, err := applyTemplate(ctx, c, lifecycleNoPool)
-		check(err)
-		check(waitNoSandboxes(ctx, c))
+		harness.Check(err)
+		harness.Check(waitNoSandboxes(ctx, c))
 	}
 	if *nMem > 0 {
 		phase("memory", func() { run.mem = measureMemory(ctx, srv, *nMem) })
@@ -165,31 +156,26 @@ func main() {
 	md := report(run)
 	fmt.Print("\n" + md)
 	if !*noOut {
-		dir := *outDir
-		if dir == "" {
-			dir = filepath.Join(repoDir, "bench", "out")
-		}
-		check(os.MkdirAll(dir, 0o755))
-		p := filepath.Join(dir, "lifecycle-"+run.start.Format("2006-01-02-1504")+".md")
-		check(os.WriteFile(p, []byte(md), 0o644))
+		p, err := harness.WriteResult(*outDir, repoDir, "lifecycle", run.start, md)
+		harness.Check(err)
 		log.Printf("wrote %s", p)
 	}
 	if *keepDir {
 		log.Printf("kept %s", work)
 	}
-	node := local.NodeID(srv.data)
-	runCleanup()
+	node := local.NodeID(srv.Data)
+	harness.RunCleanup()
 	verifyClean(node, work)
 }
 
 func poolClaims(ctx context.Context, srv *server, run *runInfo) {
-	c := srv.c
+	c := srv.Client
 	v, err := applyTemplate(ctx, c, lifecyclePool)
-	check(err)
+	harness.Check(err)
 	poolApplied.Store(true)
 	log.Printf("template version %d: pool of 1 running sandbox; waiting for it", v)
 	_, err = waitPool(ctx, c, v, client.PhaseReady, time.Time{})
-	check(err)
+	harness.Check(err)
 	for i := 0; i < max(*nClaims, *nFresh); i++ {
 		if i < *nClaims {
 			cl := claim(ctx, srv, fmt.Sprintf("claim-%d", i), v, client.PhaseReady)
@@ -206,13 +192,13 @@ func poolClaims(ctx context.Context, srv *server, run *runInfo) {
 }
 
 func suspendedPoolClaims(ctx context.Context, srv *server, run *runInfo) {
-	c := srv.c
+	c := srv.Client
 	v, err := applyTemplate(ctx, c, lifecycleSuspendedPool)
-	check(err)
+	harness.Check(err)
 	poolApplied.Store(true)
 	log.Printf("template version %d: pool of 1 suspended sandbox; waiting for it", v)
 	_, err = waitPool(ctx, c, v, client.PhaseSuspended, time.Time{})
-	check(err)
+	harness.Check(err)
 	for i := 0; i < *nSClaims; i++ {
 		run.sclaims = append(run.sclaims, claim(ctx, srv, fmt.Sprintf("sclaim-%d", i), v, client.PhaseSuspended))
 	}
@@ -258,17 +244,17 @@ type launchResult struct {
 // its pool name at first, then relaunches under the new one), then GETs its
 // page through the endpoint proxy.
 func launch(ctx context.Context, srv *server, name string, noPool bool) launchResult {
-	c := srv.c
+	c := srv.Client
 	r := launchResult{name: name, t0: time.Now()}
 	sb, err := c.CreateSandbox(ctx, client.CreateSandboxRequest{Name: name, Template: tmplName, NoPool: noPool})
-	check(err)
+	harness.Check(err)
 	r.answered = time.Since(r.t0)
 	r.claimed = sb.Spec.ClaimedAt != nil
 	r.sb, err = waitFor(ctx, c, name, readyNow)
-	check(err)
+	harness.Check(err)
 	r.ready = time.Since(r.t0)
 	h, err := srv.proxyGet(ctx, name)
-	check(err)
+	harness.Check(err)
 	r.firstByte = h.firstByte.Sub(r.t0)
 	r.status, r.nameOK = h.status, strings.Contains(h.body, name)
 	if r.status != 200 || !r.nameOK {
@@ -325,11 +311,11 @@ func deleteAndWait(ctx context.Context, c *client.Client, name string) {
 	if client.IsNotFound(err) {
 		return
 	}
-	check(err)
+	harness.Check(err)
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	_, err = c.WaitFor(ctx, name, 50*time.Millisecond, func(sb *client.Sandbox) bool { return sb == nil })
-	check(err)
+	harness.Check(err)
 }
 
 // waitNoSandboxes waits until the server holds no sandbox at all (the
@@ -401,14 +387,7 @@ func verifyClean(node, work string) {
 	for _, p := range left {
 		log.Printf("LEFT BEHIND: pid %d (sandbox %s, %s %s)", p.PID, p.Sandbox, p.Role, p.Unit)
 	}
-	var mounts []string
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], work) {
-				mounts = append(mounts, f[4])
-			}
-		}
-	}
+	mounts := harness.MountsUnder(work)
 	for _, m := range mounts {
 		log.Printf("LEFT MOUNTED: %s", m)
 	}
@@ -455,18 +434,6 @@ func machine() string {
 		parts = append(parts, strings.TrimSpace(string(out)))
 	}
 	return strings.Join(parts, ", ")
-}
-
-func repoRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", err
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("run from inside the sandpit module")
-	}
-	return filepath.Dir(mod), nil
 }
 
 func ms(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }

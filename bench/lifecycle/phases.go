@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"sandpit.dev/sandpit/bench/internal/harness"
 	"sandpit.dev/sandpit/client"
 	"sandpit.dev/sandpit/internal/sandbox"
 )
@@ -120,11 +121,11 @@ type wakeResult struct {
 // API, waits until it is Suspended, and times GET / through the proxy,
 // which wakes it.
 func measureWakes(ctx context.Context, srv *server, name string, n int) []wakeResult {
-	c := srv.c
+	c := srv.Client
 	l := launch(ctx, srv, name, true)
 	log.Printf("wake sandbox %s Ready in %s", name, fmtDur(l.ready))
 	evs, err := c.Events(ctx, name, 0)
-	check(err)
+	harness.Check(err)
 	var seq int64
 	if len(evs) > 0 {
 		seq = evs[len(evs)-1].Seq
@@ -132,22 +133,22 @@ func measureWakes(ctx context.Context, srv *server, name string, n int) []wakeRe
 	var out []wakeResult
 	for i := 0; i < n; i++ {
 		_, err := c.SuspendSandbox(ctx, name)
-		check(err)
+		harness.Check(err)
 		_, err = waitFor(ctx, c, name, func(sb *client.Sandbox) (bool, error) {
 			return sb.Status.Phase == client.PhaseSuspended, nil
 		})
-		check(err)
+		harness.Check(err)
 		time.Sleep(*settle)
 		h, err := srv.proxyGet(ctx, name)
-		check(err)
+		harness.Check(err)
 		w := wakeResult{ttfb: h.ttfb(), status: h.status, nameOK: strings.Contains(h.body, name)}
 		sb, err := c.GetSandbox(ctx, name)
-		check(err)
+		harness.Check(err)
 		if sb.Status.Resume != nil {
 			w.took = ms(sb.Status.Resume.TookMS)
 		}
 		evs, err := c.Events(ctx, name, seq)
-		check(err)
+		harness.Check(err)
 		if len(evs) > 0 {
 			seq = evs[len(evs)-1].Seq
 		}
@@ -184,19 +185,19 @@ type claimResult struct {
 // the warm pool of version, then waits for the pool to refill (a new
 // sandbox in poolPhase) and deletes name.
 func claim(ctx context.Context, srv *server, name string, version int, poolPhase sandbox.Phase) claimResult {
-	c := srv.c
+	c := srv.Client
 	l := launch(ctx, srv, name, false)
 	if !l.claimed {
 		log.Printf("WARNING: %s was not claimed from the pool but launched afresh", name)
 	}
 	evs, err := c.Events(ctx, name, 0)
-	check(err)
+	harness.Check(err)
 	r := claimResult{launchResult: l, tl: newTimeline(l.t0, l.sb, evs)}
 	r.tl.marks["POST answered (201)"] = l.answered
 	r.tl.marks["Ready seen by the client (at the claim's generation)"] = l.ready
 	r.tl.marks["first byte at the client (GET sent after Ready)"] = l.firstByte
 	m, err := waitPool(ctx, c, version, poolPhase, l.t0)
-	check(err)
+	harness.Check(err)
 	switch {
 	case poolPhase == client.PhaseSuspended && m.Status.SuspendedAt != nil:
 		r.refill = m.Status.SuspendedAt.Sub(l.t0)
@@ -258,54 +259,54 @@ type memResult struct {
 // have served their page once, samples their processes, suspends all,
 // samples again, and deletes them.
 func measureMemory(ctx context.Context, srv *server, n int) *memResult {
-	c := srv.c
+	c := srv.Client
 	res := &memResult{n: n}
 	names := make([]string, n)
 	t0 := time.Now()
 	for i := range names {
 		names[i] = fmt.Sprintf("mem-%02d", i)
 		_, err := c.CreateSandbox(ctx, client.CreateSandboxRequest{Name: names[i], Template: tmplName, NoPool: true})
-		check(err)
+		harness.Check(err)
 	}
 	ids := map[string]bool{}
 	for _, name := range names {
 		sb, err := waitFor(ctx, c, name, readyNow)
-		check(err)
+		harness.Check(err)
 		ids[sb.ID] = true
 	}
 	res.readyAll = time.Since(t0)
 	log.Printf("memory: %d sandboxes Ready %s after they were created at once", n, fmtDur(res.readyAll))
 	for _, name := range names {
 		h, err := srv.proxyGet(ctx, name)
-		check(err)
+		harness.Check(err)
 		if h.status != 200 {
 			log.Printf("WARNING: %s answered %d", name, h.status)
 		}
 	}
 	time.Sleep(3 * time.Second)
 	var err error
-	res.running, err = sampleMemory(srv.data, srv.cmd.Process.Pid, ids)
-	check(err)
+	res.running, err = sampleMemory(srv.Data, srv.Pid(), ids)
+	harness.Check(err)
 	log.Printf("memory: running: %d processes, %d listening, RSS %s, PSS %s; server RSS %s",
 		res.running.processes, res.running.listening, mib(res.running.rss), mib(res.running.pss), mib(res.running.serverRSS))
 	if res.running.processes == 0 {
-		fatalf("found no process of the %d sandboxes: the marker scan (proc.Scan with local.NodeID(%s)) does not match the server's", n, srv.data)
+		harness.Fatalf("found no process of the %d sandboxes: the marker scan (proc.Scan with local.NodeID(%s)) does not match the server's", n, srv.Data)
 	}
 	seqs := map[string]int64{}
 	for _, name := range names {
 		evs, err := c.Events(ctx, name, 0)
-		check(err)
+		harness.Check(err)
 		if len(evs) > 0 {
 			seqs[name] = evs[len(evs)-1].Seq
 		}
 		_, err = c.SuspendSandbox(ctx, name)
-		check(err)
+		harness.Check(err)
 	}
 	for _, name := range names {
 		_, err := waitFor(ctx, c, name, func(sb *client.Sandbox) (bool, error) { return sb.Status.Phase == client.PhaseSuspended, nil })
-		check(err)
+		harness.Check(err)
 		evs, err := c.Events(ctx, name, seqs[name])
-		check(err)
+		harness.Check(err)
 		for _, ev := range evs {
 			if ev.Reason == sandbox.ReasonSuspended {
 				res.suspendTook = append(res.suspendTook, ms(ev.DurationMS))
@@ -313,15 +314,15 @@ func measureMemory(ctx context.Context, srv *server, n int) *memResult {
 		}
 	}
 	time.Sleep(2 * time.Second)
-	res.suspended, err = sampleMemory(srv.data, srv.cmd.Process.Pid, ids)
-	check(err)
+	res.suspended, err = sampleMemory(srv.Data, srv.Pid(), ids)
+	harness.Check(err)
 	log.Printf("memory: suspended: %d processes, %d listening, RSS %s, PSS %s; server RSS %s",
 		res.suspended.processes, res.suspended.listening, mib(res.suspended.rss), mib(res.suspended.pss), mib(res.suspended.serverRSS))
 	for _, name := range names {
 		_, err := c.DeleteSandbox(ctx, name)
-		check(err)
+		harness.Check(err)
 	}
-	check(waitNoSandboxes(ctx, c))
+	harness.Check(waitNoSandboxes(ctx, c))
 	return res
 }
 

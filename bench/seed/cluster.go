@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"sandpit.dev/sandpit/bench/internal/harness"
 )
 
 // pgBin is where PostgreSQL 15's programs are (Debian's layout).
@@ -115,10 +116,10 @@ func (c *cluster) data() string { return filepath.Join(c.dir, "data") }
 // ("name=value"); it returns at once (see waitConnect). The cluster is
 // stopped at exit if it is still running then.
 func (c *cluster) start(settings []string) error {
-	if interrupted.Load() {
+	if harness.Interrupted() {
 		return errors.New("interrupted")
 	}
-	c.port = freePort()
+	c.port = harness.FreePort()
 	args := []string{"-D", c.data(), "-p", strconv.Itoa(c.port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="}
 	for _, s := range settings {
@@ -136,7 +137,7 @@ func (c *cluster) start(settings []string) error {
 	}
 	c.exited = make(chan struct{})
 	go func() { _ = c.cmd.Wait(); close(c.exited) }()
-	atExit(c.stop)
+	harness.AtExit(c.stop)
 	return nil
 }
 
@@ -241,15 +242,6 @@ func checkUntil(ctx context.Context, dsn string, ds *dataset, timeout time.Durat
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // pgVersion is "postgres (PostgreSQL) 15.x" without the prefix.

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"sandpit.dev/sandpit/bench/internal/harness"
 )
 
 // genVersion keys the dump cache: bump it whenever the generated data
@@ -130,7 +132,7 @@ func generate(ctx context.Context, work string, gib float64, dumpPath string) (*
 	dbSize := func(db string) int64 {
 		var n int64
 		if err := admin.QueryRow(ctx, "SELECT pg_database_size($1)", db).Scan(&n); err != nil {
-			fatalf("size of %s: %v", db, err)
+			harness.Fatalf("size of %s: %v", db, err)
 		}
 		return n
 	}

@@ -26,17 +26,14 @@ import (
 	"log"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"sandpit.dev/sandpit/bench/internal/harness"
 	"sandpit.dev/sandpit/client"
 )
 
@@ -73,46 +70,41 @@ func main() {
 	if _, err := os.Stat(filepath.Join(pgBin, "postgres")); err != nil {
 		log.Fatalf("PostgreSQL 15 is not installed (%v): apt-get install postgresql-15, or use bench/seed/run.sh", err)
 	}
-	check(ensureUser())
-	repo, err := repoRoot()
-	check(err)
+	harness.Check(ensureUser())
+	repo, err := harness.RepoRoot()
+	harness.Check(err)
 
 	work, err := os.MkdirTemp("/var/tmp", "sandpit-bench-seed-")
-	check(err)
-	check(os.Chmod(work, 0o755))
-	atExit(func() {
+	harness.Check(err)
+	harness.Check(os.Chmod(work, 0o755))
+	harness.AtExit(func() {
 		killLeftovers(work)
-		unmountUnder(work)
+		harness.UnmountUnder(work)
 		if *keep {
 			log.Printf("kept %s", work)
 			return
 		}
 		_ = os.RemoveAll(work)
 	})
-	defer runCleanup()
+	defer harness.RunCleanup()
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		s := <-sig
-		interrupted.Store(true)
-		log.Printf("%s: stopping servers and clusters", s)
-		runCleanup()
+	harness.HandleSignals(func(s os.Signal) {
+		log.Printf("%s: stopping servers and clusters (Ctrl-C again to leave at once)", s)
+	}, func() {
 		// Anything the main goroutine started meanwhile goes too.
 		killLeftovers(work)
-		unmountUnder(work)
+		harness.UnmountUnder(work)
 		if !*keep {
 			_ = os.RemoveAll(work)
 		}
-		os.Exit(130)
-	}()
+	})
 	ctx := context.Background()
 
 	// The slow part first: generate (or find) every dump.
 	var sets []*dataset
 	for _, gib := range sizes {
 		ds, err := loadOrGenerate(ctx, work, *cacheDir, gib, *regen)
-		check(err)
+		harness.Check(err)
 		sets = append(sets, ds)
 	}
 
@@ -120,12 +112,12 @@ func main() {
 	var srv *server
 	if !*baselines {
 		srv, err = startServer(repo, work, strings.Fields(*serveArgs))
-		check(err)
+		harness.Check(err)
 		run.method, run.store, err = srv.snapshotSupport(ctx)
 		if err != nil {
 			run.noSandpit = fmt.Sprintf("the server does not support snapshots yet (%v)", err)
 			log.Printf("%s: measuring the baselines only; Sandpit's figures are not measured", run.noSandpit)
-			srv.shutdown()
+			srv.Stop()
 			srv = nil
 		} else {
 			log.Printf("server snapshot store: method %q, %s", run.method, run.store)
@@ -140,19 +132,14 @@ func main() {
 	md := report(run)
 	fmt.Print("\n" + md)
 	if !*noOutResult {
-		dir := *outDirFlag
-		if dir == "" {
-			dir = filepath.Join(repo, "bench", "out")
-		}
-		check(os.MkdirAll(dir, 0o755))
-		p := filepath.Join(dir, "seed-"+run.start.Format("2006-01-02-1504")+".md")
-		check(os.WriteFile(p, []byte(md), 0o644))
+		p, err := harness.WriteResult(*outDirFlag, repo, "seed", run.start, md)
+		harness.Check(err)
 		log.Printf("wrote %s", p)
 	}
 	if srv != nil {
-		srv.shutdown()
+		srv.Stop()
 	}
-	runCleanup()
+	harness.RunCleanup()
 	out, _ := exec.Command("pgrep", "-u", "sandpit", "-a", "postgres").Output()
 	others := 0
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
@@ -251,7 +238,7 @@ func measureSize(ctx context.Context, work string, srv *server, ds *dataset) *si
 		}
 		rr, c, err := pgRestore(ctx, filepath.Join(work, fmt.Sprintf("restore-%s-%d", ds.tag, i+1)), ds)
 		base = c
-		check(err)
+		harness.Check(err)
 		r.pgRestore = append(r.pgRestore, rr)
 		r.restoredBytes = rr.dbBytes
 		log.Printf("%s: initdb + pg_restore -j 2 run %d: %s (initdb %s, start %s, pg_restore %s, query %s); restored database %s",
@@ -259,12 +246,12 @@ func measureSize(ctx context.Context, work string, srv *server, ds *dataset) *si
 	}
 	if *nTemplate > 0 && base != nil {
 		admin, err := pgx.Connect(ctx, base.dsn("postgres"))
-		check(err)
-		check(quiesce(ctx, admin))
+		harness.Check(err)
+		harness.Check(quiesce(ctx, admin))
 		for i := 0; i < *nTemplate; i++ {
 			for _, strategy := range []string{"wal_log", "file_copy"} {
 				d, err := templateCopy(ctx, base, admin, strategy, i, ds)
-				check(err)
+				harness.Check(err)
 				r.template[strategy] = append(r.template[strategy], d)
 				log.Printf("%s: CREATE DATABASE ... TEMPLATE STRATEGY %s run %d: %s", ds.tag, strategy, i+1, fmtDur(d))
 			}
@@ -292,79 +279,9 @@ func measureSize(ctx context.Context, work string, srv *server, ds *dataset) *si
 		if kept != nil {
 			_ = srv.deleteSandbox(ctx, kept.name)
 		}
-		if err := srv.c.DeleteSnapshot(ctx, snap, true); err != nil && !client.IsNotFound(err) {
+		if err := srv.Client.DeleteSnapshot(ctx, snap, true); err != nil && !client.IsNotFound(err) {
 			log.Printf("%s: delete snapshot %s: %v", ds.tag, snap, err)
 		}
 	}
 	return r
-}
-
-// Cleanup: every started server and cluster registers how to stop it;
-// runCleanup runs those once, newest first, on exit, on a fatal error and
-// on Ctrl-C.
-var cleanup struct {
-	sync.Mutex
-	fns []func()
-}
-
-func atExit(f func()) {
-	cleanup.Lock()
-	defer cleanup.Unlock()
-	cleanup.fns = append(cleanup.fns, f)
-}
-
-func runCleanup() {
-	cleanup.Lock() // held throughout: a second caller waits until it is done
-	defer cleanup.Unlock()
-	for i := len(cleanup.fns) - 1; i >= 0; i-- {
-		cleanup.fns[i]()
-	}
-	cleanup.fns = nil
-}
-
-// interrupted is set on Ctrl-C: errors caused by the clean-up itself are
-// not worth reporting then.
-var interrupted atomic.Bool
-
-func fatalf(format string, args ...any) {
-	if !interrupted.Load() {
-		log.Printf(format, args...)
-	}
-	runCleanup()
-	os.Exit(1)
-}
-
-func check(err error) {
-	if err != nil {
-		fatalf("%v", err)
-	}
-}
-
-// unmountUnder unmounts anything mounted below dir (a snapshot store's
-// loop-mounted file system, say), deepest first.
-func unmountUnder(dir string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var points []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			points = append(points, f[4])
-		}
-	}
-	for i := len(points) - 1; i >= 0; i-- {
-		if out, err := exec.Command("umount", points[i]).CombinedOutput(); err != nil {
-			log.Printf("umount %s: %v: %s", points[i], err, out)
-		}
-	}
-}
-
-func repoRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Dir(strings.TrimSpace(string(out))), nil
 }

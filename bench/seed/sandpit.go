@@ -5,115 +5,40 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"sandpit.dev/sandpit/bench/internal/harness"
 	"sandpit.dev/sandpit/client"
 	"sandpit.dev/sandpit/internal/sandbox"
 )
 
 // server is a `sandpit serve` started for the benchmark.
-type server struct {
-	cmd      *exec.Cmd
-	c        *client.Client
-	data     string
-	exited   chan struct{}
-	stopOnce sync.Once
-}
+type server struct{ *harness.Server }
 
 // startServer builds ./cmd/sandpit and starts it on free loopback ports
-// with its data dir in work, as bench/launch does.
+// with its data dir in work, as bench/launch does, with the extra serve
+// flags (-serve-args). At exit it deletes every sandbox and snapshot, then
+// stops the server: stopping it alone would leave sandboxes (and their
+// postgres) running.
 func startServer(repo, work string, extra []string) (*server, error) {
-	bin := filepath.Join(work, "sandpit")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/sandpit")
-	build.Dir = repo
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build ./cmd/sandpit (the module may be mid-edit; retry later): %v\n%s", err, out)
-	}
-	data := filepath.Join(work, "data")
-	api := "127.0.0.1:" + strconv.Itoa(freePort())
-	args := append([]string{"serve", "--data-dir", data, "--listen", api, "--proxy-listen", "127.0.0.1:" + strconv.Itoa(freePort()),
-		"--port-range", "41000-41999", "--log-level", "warn"}, extra...)
-	s := &server{cmd: exec.Command(bin, args...), data: data, exited: make(chan struct{})}
-	logf, err := os.Create(filepath.Join(work, "server.log"))
-	if err != nil {
-		return nil, err
-	}
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches us, not it: we stop it in order
-	if interrupted.Load() {
-		return nil, errors.New("interrupted")
-	}
-	if err := s.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { _ = s.cmd.Wait(); logf.Close(); close(s.exited) }()
-	atExit(s.shutdown)
-	for i := 0; ; i++ {
-		resp, err := http.Get("http://" + api + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		select {
-		case <-s.exited:
-			return nil, fmt.Errorf("sandpit serve exited; see %s", filepath.Join(work, "server.log"))
-		default:
-		}
-		if i > 1000 {
-			return nil, fmt.Errorf("sandpit serve did not answer within 10 s; see %s", filepath.Join(work, "server.log"))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	tok, err := os.ReadFile(filepath.Join(data, "admin.token"))
-	if err != nil {
-		return nil, err
-	}
-	if s.c, err = client.New("http://"+api, strings.TrimSpace(string(tok))); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// shutdown deletes every sandbox and snapshot, then stops the server:
-// stopping it alone would leave sandboxes (and their postgres) running.
-func (s *server) shutdown() {
-	s.stopOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		if sbs, err := s.c.ListSandboxes(ctx, client.ListOptions{}); err == nil {
-			for _, sb := range sbs {
-				_ = s.deleteSandbox(ctx, sb.Name)
-			}
-		}
-		if l, err := s.c.ListSnapshots(ctx); err == nil {
-			for _, sn := range l.Items {
-				_ = s.c.DeleteSnapshot(ctx, sn.Name, true)
-			}
-		}
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(30 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-		}
+	s, err := harness.Start(harness.Config{
+		Repo: repo, Work: work,
+		Args: append([]string{"--port-range", "41000-41999", "--log-level", "warn"}, extra...),
 	})
+	if err != nil {
+		return nil, err
+	}
+	return &server{s}, nil
 }
 
 // snapshotSupport reports whether the server answers the snapshot API,
 // with the store's method and description.
 func (s *server) snapshotSupport(ctx context.Context) (method, store string, err error) {
-	l, err := s.c.ListSnapshots(ctx)
+	l, err := s.Client.ListSnapshots(ctx)
 	if err != nil {
 		return "", "", err
 	}
@@ -129,10 +54,10 @@ func (s *server) importSnapshot(ctx context.Context, name string, ds *dataset) (
 	}
 	defer f.Close()
 	t0 := time.Now()
-	if _, err := s.c.ImportSnapshot(ctx, client.ImportSnapshotRequest{Name: name, Type: "postgres", Version: "15", Filename: filepath.Base(ds.dump)}, f); err != nil {
+	if _, err := s.Client.ImportSnapshot(ctx, client.ImportSnapshotRequest{Name: name, Type: "postgres", Version: "15", Filename: filepath.Base(ds.dump)}, f); err != nil {
 		return 0, nil, fmt.Errorf("import snapshot %s: %w", name, err)
 	}
-	sn, err := s.c.WaitSnapshot(ctx, name, 200*time.Millisecond, nil)
+	sn, err := s.Client.WaitSnapshot(ctx, name, 200*time.Millisecond, nil)
 	d := time.Since(t0)
 	if err != nil {
 		return d, nil, err
@@ -155,7 +80,7 @@ services:
 dependencies:
   db: {type: postgres, version: "15", snapshot: %s, databases: [%s]}
 `, name, snapshot, snapshot, dbName)
-	_, err := s.c.ApplyTemplate(ctx, client.ApplyTemplateRequest{Filename: name + ".yaml", Source: src})
+	_, err := s.Client.ApplyTemplate(ctx, client.ApplyTemplateRequest{Filename: name + ".yaml", Source: src})
 	return err
 }
 
@@ -179,7 +104,7 @@ func (s *server) launchSandbox(ctx context.Context, tmpl, name string, ds *datas
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	sb, err := s.c.CreateSandbox(ctx, client.CreateSandboxRequest{Name: name, Template: tmpl})
+	sb, err := s.Client.CreateSandbox(ctx, client.CreateSandboxRequest{Name: name, Template: tmpl})
 	if err != nil {
 		return l, fmt.Errorf("create sandbox %s: %w", name, err)
 	}
@@ -191,13 +116,13 @@ func (s *server) launchSandbox(ctx context.Context, tmpl, name string, ds *datas
 		}
 		if port == 0 {
 			time.Sleep(5 * time.Millisecond)
-			if sb, err = s.c.GetSandbox(ctx, name); err != nil {
+			if sb, err = s.Client.GetSandbox(ctx, name); err != nil {
 				return l, err
 			}
 		}
 	}
 	l.port = time.Since(t0)
-	pwPath := filepath.Join(s.data, "sandboxes", l.id, "state", "db.password")
+	pwPath := filepath.Join(s.Data, "sandboxes", l.id, "state", "db.password")
 	for {
 		pw, err := os.ReadFile(pwPath)
 		if err == nil && len(pw) > 0 {
@@ -213,7 +138,7 @@ func (s *server) launchSandbox(ctx context.Context, tmpl, name string, ds *datas
 		return l, fmt.Errorf("sandbox %s: %w", name, err)
 	}
 	l.query = time.Since(t0)
-	ready, err := s.c.WaitFor(ctx, name, 5*time.Millisecond, func(sb *client.Sandbox) bool {
+	ready, err := s.Client.WaitFor(ctx, name, 5*time.Millisecond, func(sb *client.Sandbox) bool {
 		return sb == nil || sb.Status.Phase == client.PhaseReady || sb.Status.Phase == client.PhaseFailed
 	})
 	if err != nil {
@@ -248,7 +173,7 @@ func (s *server) logTimeline(ctx context.Context, sb *client.Sandbox) {
 		}
 		log.Printf("      stage %-22s %-9s %8s → %8s", st.Name, st.State, at(st.StartedAt), end)
 	}
-	evs, err := s.c.Events(ctx, sb.Name, 0)
+	evs, err := s.Client.Events(ctx, sb.Name, 0)
 	if err != nil {
 		log.Printf("      events: %v", err)
 		return
@@ -256,7 +181,7 @@ func (s *server) logTimeline(ctx context.Context, sb *client.Sandbox) {
 	for _, e := range evs {
 		log.Printf("      event %8s %-18s %s", at(e.Time), e.Reason, e.Message)
 	}
-	_ = s.c.Logs(ctx, sb.Name, client.LogOptions{Service: "db"}, func(l client.LogLine) error {
+	_ = s.Client.Logs(ctx, sb.Name, client.LogOptions{Service: "db"}, func(l client.LogLine) error {
 		log.Printf("      db log %8s %s", at(l.Time), l.Text)
 		return nil
 	})
@@ -278,13 +203,13 @@ func depPort(sb *client.Sandbox) (int, error) {
 
 // deleteSandbox deletes a sandbox and waits until it is gone.
 func (s *server) deleteSandbox(ctx context.Context, name string) error {
-	if _, err := s.c.DeleteSandbox(ctx, name); err != nil {
+	if _, err := s.Client.DeleteSandbox(ctx, name); err != nil {
 		if client.IsNotFound(err) {
 			return nil
 		}
 		return err
 	}
-	_, err := s.c.WaitFor(ctx, name, 50*time.Millisecond, func(sb *client.Sandbox) bool { return sb == nil })
+	_, err := s.Client.WaitFor(ctx, name, 50*time.Millisecond, func(sb *client.Sandbox) bool { return sb == nil })
 	return err
 }
 
@@ -322,19 +247,19 @@ func (s *server) restoreInPlace(ctx context.Context, l launch, snapshot string, 
 
 	var lastSeq int64
 	if *verbose {
-		if evs, err := s.c.Events(ctx, l.name, 0); err == nil && len(evs) > 0 {
+		if evs, err := s.Client.Events(ctx, l.name, 0); err == nil && len(evs) > 0 {
 			lastSeq = evs[len(evs)-1].Seq
 		}
 	}
 	t0 := time.Now()
-	sb, err := s.c.RestoreSnapshot(ctx, client.RestoreSnapshotRequest{Snapshot: snapshot, Sandbox: l.name, Dependency: "db"})
+	sb, err := s.Client.RestoreSnapshot(ctx, client.RestoreSnapshotRequest{Snapshot: snapshot, Sandbox: l.name, Dependency: "db"})
 	if err != nil {
 		return r, fmt.Errorf("restore %s to %s: %w", l.name, snapshot, err)
 	}
 	gen := sb.Generation
 	for r.observed == 0 || r.data == 0 {
 		if r.observed == 0 {
-			cur, err := s.c.GetSandbox(ctx, l.name)
+			cur, err := s.Client.GetSandbox(ctx, l.name)
 			if err != nil {
 				return r, err
 			}
@@ -359,7 +284,7 @@ func (s *server) restoreInPlace(ctx context.Context, l launch, snapshot string, 
 	}
 	r.done = max(r.observed, r.data)
 	if *verbose {
-		if evs, err := s.c.Events(ctx, l.name, lastSeq); err == nil && len(evs) > 0 {
+		if evs, err := s.Client.Events(ctx, l.name, lastSeq); err == nil && len(evs) > 0 {
 			for _, e := range evs {
 				log.Printf("      event %8s %-18s %s", fmtDur(e.Time.Sub(evs[0].Time)), e.Reason, e.Message)
 			}
