@@ -39,3 +39,12 @@ func (c *Client) UnpinSandbox(ctx context.Context, name string) (*Sandbox, error
 	var out Sandbox
 	return &out, c.do(ctx, http.MethodDelete, "/api/v1/sandboxes/"+url.PathEscape(name)+"/pin", nil, nil, &out)
 }
+
+// FailSandbox marks a sandbox Failed with a reason, keeping it (processes
+// and all) for debugging for keep ("24h"; "0": until deleted; "": the
+// keep_failed in force). The reconciler acts in the background: the
+// answer's spec carries the request, and status.phase becomes Failed.
+func (c *Client) FailSandbox(ctx context.Context, name, reason, keep string) (*Sandbox, error) {
+	var out Sandbox
+	return &out, c.do(ctx, http.MethodPost, "/api/v1/sandboxes/"+url.PathEscape(name)+"/fail", nil, FailSandboxRequest{Reason: reason, Keep: keep}, &out)
+}

@@ -86,6 +86,17 @@ type ExtendRequest struct {
 	By string `json:"by"`
 }
 
+// FailSandboxRequest marks a sandbox Failed as it is, for debugging (a CI
+// run whose tests failed); nothing is stopped.
+type FailSandboxRequest struct {
+	// Reason becomes the sandbox's status message ("ci command exited 2").
+	Reason string `json:"reason,omitempty"`
+	// Keep, a duration ("24h"), becomes the sandbox's own keep_failed:
+	// how long it is kept before it is deleted; "0" keeps it until
+	// deleted. Empty leaves the keep_failed in force as it is.
+	Keep string `json:"keep,omitempty"`
+}
+
 // SandboxList is a list of sandboxes.
 type SandboxList struct {
 	Items []Sandbox `json:"items"`

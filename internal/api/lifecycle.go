@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"sandpit.dev/sandpit/client"
@@ -348,3 +349,69 @@ func (s *Server) claim(ctx context.Context, req client.CreateSandboxRequest, use
 }
 
 var errTaken = errors.New("claimed by another request")
+
+// maxFailReason bounds a fail request's reason (it becomes the status
+// message and an event).
+const maxFailReason = 2000
+
+func (s *Server) failSandbox(w http.ResponseWriter, r *http.Request) {
+	sb, ok := s.sandboxByName(w, r)
+	if !ok {
+		return
+	}
+	var req client.FailSandboxRequest
+	if e := decodeJSON(w, r, &req); e != nil {
+		writeError(w, e)
+		return
+	}
+	var keep *sandbox.Duration
+	if req.Keep != "" {
+		d, err := time.ParseDuration(req.Keep)
+		if err != nil || d < 0 {
+			writeError(w, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request",
+				Message: fmt.Sprintf("keep %q is not a duration: give how long to keep the failed sandbox, like 24h or 90m, or 0 to keep it until deleted", req.Keep)})
+			return
+		}
+		v := sandbox.Duration(d)
+		keep = &v
+	}
+	if len(req.Reason) > maxFailReason {
+		writeError(w, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request",
+			Message: fmt.Sprintf("reason is %d bytes long; the limit is %d", len(req.Reason), maxFailReason)})
+		return
+	}
+	now, user := s.cfg.Now().UTC().Truncate(time.Microsecond), s.user(r)
+	reason := req.Reason
+	if reason == "" {
+		reason = "marked Failed by " + user
+	}
+	event := fmt.Sprintf("marked Failed for debugging by %s: %s", user, firstLineOf(reason))
+	if keep != nil {
+		event += fmt.Sprintf(" (keep_failed %s)", keep)
+	}
+	s.changeLifecycle(w, r, sb, http.StatusAccepted, event, func(sp *sandbox.Spec) error {
+		if err := notWhileDeleting(sp, sb.Name); err != nil {
+			return err
+		}
+		if sp.Pool != "" {
+			return &client.Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf("sandbox %q belongs to the warm pool of template %s; claim it first", sb.Name, sp.Pool)}
+		}
+		sp.FailRequested = &sandbox.FailRequest{Reason: reason, At: now, By: user}
+		if keep != nil {
+			lc := sandbox.LifecycleOverrides{}
+			if sp.Lifecycle != nil {
+				lc = *sp.Lifecycle
+			}
+			lc.KeepFailed = keep
+			sp.Lifecycle = &lc
+		}
+		return nil
+	})
+}
+
+func firstLineOf(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -19,68 +19,67 @@ func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	if err := sandbox.ValidateSandboxName(req.Name); err != nil {
-		writeError(w, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: err.Error()})
+	sb, e := s.create(r, req)
+	if e != nil {
+		writeError(w, e)
 		return
+	}
+	writeJSON(w, http.StatusCreated, s.decorate(r.Context(), sb))
+}
+
+// create validates a request for a sandbox and creates it, or claims one
+// from the template's warm pool (for POST /api/v1/sandboxes and /launch).
+func (s *Server) create(r *http.Request, req client.CreateSandboxRequest) (*sandbox.Sandbox, *client.Error) {
+	if err := sandbox.ValidateSandboxName(req.Name); err != nil {
+		return nil, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: err.Error()}
 	}
 	if req.Template == "" {
-		writeError(w, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: "no template given", Hint: templateHint})
-		return
+		return nil, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: "no template given", Hint: templateHint}
 	}
 	if req.Version < 0 {
-		writeError(w, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: fmt.Sprintf("template version %d is not a version: versions count from 1 (0 or none means the latest)", req.Version)})
-		return
+		return nil, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: fmt.Sprintf("template version %d is not a version: versions count from 1 (0 or none means the latest)", req.Version)}
 	}
 	if err := validRef(req.Ref); err != nil {
-		writeError(w, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: err.Error()})
-		return
+		return nil, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: err.Error()}
 	}
 	tv, err := s.cfg.Store.GetTemplate(r.Context(), req.Template, req.Version)
 	if err != nil {
-		writeError(w, s.templateLookupError(r, err, req.Template, req.Version))
-		return
+		return nil, s.templateLookupError(r, err, req.Template, req.Version)
 	}
 	t, err := template.Parse(tv.Filename, tv.Source)
 	if err != nil {
-		writeError(w, &client.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_template",
+		return nil, &client.Error{Status: http.StatusUnprocessableEntity, Code: "invalid_template",
 			Message: fmt.Sprintf("template %s version %d no longer parses with this sandpit: %v", tv.Name, tv.Version, err),
-			Hint:    "apply a fixed version with `sandpit template apply -f FILE`"})
-		return
+			Hint:    "apply a fixed version with `sandpit template apply -f FILE`"}
 	}
 	if req.Ref != "" && t.Source == nil {
-		writeError(w, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request",
-			Message: fmt.Sprintf("template %s has no source, so ref %q means nothing", t.Name, req.Ref), Hint: "drop --ref, or give the template a source"})
-		return
+		return nil, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request",
+			Message: fmt.Sprintf("template %s has no source, so ref %q means nothing", t.Name, req.Ref), Hint: "drop --ref, or give the template a source"}
 	}
 	if err := t.ValidateSet(req.Set); err != nil {
 		e := templateError(err)
 		e.Code, e.Status = "invalid_request", http.StatusBadRequest
 		e.Message = "invalid --set overrides"
-		writeError(w, e)
-		return
+		return nil, e
 	}
 	if e := validOverrides(req.Lifecycle); e != nil {
-		writeError(w, e)
-		return
+		return nil, e
 	}
 	user := s.user(r)
 	s.quotaMu.Lock()
 	defer s.quotaMu.Unlock()
 	sbs, err := s.cfg.Store.ListSandboxes(r.Context(), store.ListOptions{})
 	if err != nil {
-		writeError(w, storeError(err, ""))
-		return
+		return nil, storeError(err, "")
 	}
 	if err := lifecycle.CheckCreate(s.cfg.Policy, user, sbs, ""); err != nil {
-		writeError(w, quotaError(err))
-		return
+		return nil, quotaError(err)
 	}
 	// A taken name makes the claim fail with a conflict; the create below
 	// then reports it.
 	claimed, err := s.claim(r.Context(), req, user, tv, t, sbs)
 	if err != nil && !errors.Is(err, store.ErrConflict) {
-		writeError(w, storeError(err, ""))
-		return
+		return nil, storeError(err, "")
 	}
 	if claimed != nil {
 		s.cfg.Enqueue(claimed.ID)
@@ -88,8 +87,7 @@ func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request) {
 		// The pool refills once the claimed sandbox is Ready (the
 		// reconciler asks then): a refill's checkout and builds would
 		// compete for the CPU with the claim's restart.
-		writeJSON(w, http.StatusCreated, s.decorate(r.Context(), claimed))
-		return
+		return claimed, nil
 	}
 	sb := &sandbox.Sandbox{
 		ID:        sandbox.NewID(),
@@ -103,8 +101,7 @@ func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request) {
 			e.Message = fmt.Sprintf("a sandbox named %q already exists", req.Name)
 			e.Hint = fmt.Sprintf("choose another name, or delete the existing one with `sandpit delete %s --wait`", req.Name)
 		}
-		writeError(w, e)
-		return
+		return nil, e
 	}
 	msg := fmt.Sprintf("created from template %s version %d", tv.Name, tv.Version)
 	if req.Ref != "" {
@@ -114,7 +111,7 @@ func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("sandbox created", "sandbox", sb.Name, "id", sb.ID, "template", tv.Name, "version", tv.Version)
 	s.cfg.Enqueue(sb.ID)
 	s.cfg.Broker.Notify(sb.ID)
-	writeJSON(w, http.StatusCreated, s.decorate(r.Context(), sb))
+	return sb, nil
 }
 
 func (s *Server) listSandboxes(w http.ResponseWriter, r *http.Request) {

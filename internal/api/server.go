@@ -66,6 +66,9 @@ type Config struct {
 	// PoolChanged tells the reconciler that a warm pool may need a
 	// refill (a claim, a new template version).
 	PoolChanged func()
+	// RepoChanged asks gitsync for a pass over a repository binding now
+	// (it was added, removed, or a sync was requested).
+	RepoChanged func(name string)
 }
 
 // Server is the API's http.Handler.
@@ -147,6 +150,11 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/api/v1/templates", summary: "List templates (latest versions)", response: client.TemplateList{}, handler: s.listTemplates},
 		{method: "GET", path: "/api/v1/templates/{name}", summary: "Get a template version with its source", query: []param{{"version", "integer", "version to get (default: the latest)"}}, response: client.TemplateInfo{}, handler: s.getTemplate},
 		{method: "GET", path: "/api/v1/templates/{name}/versions", summary: "List a template's versions", response: client.TemplateList{}, handler: s.listTemplateVersions},
+		{method: "POST", path: "/api/v1/repos", summary: "Bind a repository: each of its branches that the template's git.branches selects gets a sandbox, kept at the branch's head commit and deleted with the branch; the first sync starts at once", status: []int{http.StatusCreated}, request: client.AddRepoRequest{}, response: client.Repo{}, handler: s.addRepo},
+		{method: "GET", path: "/api/v1/repos", summary: "List repository bindings with their sync status", response: client.RepoList{}, handler: s.listRepos},
+		{method: "GET", path: "/api/v1/repos/{name}", summary: "Get a repository binding with its sync status", response: client.Repo{}, handler: s.getRepo},
+		{method: "POST", path: "/api/v1/repos/{name}/sync", summary: "Sync a repository binding now instead of at its next period", status: []int{http.StatusAccepted}, response: client.Repo{}, handler: s.syncRepo},
+		{method: "DELETE", path: "/api/v1/repos/{name}", summary: "Remove a repository binding; its sandboxes are kept (no longer following their branches) unless delete_sandboxes=true", query: []param{{"delete_sandboxes", "boolean", "also delete the binding's sandboxes"}}, response: client.RemoveRepoResponse{}, handler: s.removeRepo},
 		{method: "POST", path: "/api/v1/sandboxes", summary: "Create a sandbox; it launches in the background", status: []int{http.StatusCreated}, request: client.CreateSandboxRequest{}, response: client.Sandbox{}, handler: s.createSandbox},
 		{method: "GET", path: "/api/v1/sandboxes", summary: "List sandboxes", query: []param{{"template", "string", "only sandboxes of this template"}, {"phase", "string", "only sandboxes in this phase"}}, response: client.SandboxList{}, handler: s.listSandboxes},
 		{method: "GET", path: "/api/v1/sandboxes/{name}", summary: "Get a sandbox", response: client.Sandbox{}, handler: s.getSandbox},
@@ -154,6 +162,7 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/api/v1/sandboxes/{name}/suspend", summary: "Suspend a sandbox: stop its services and dependencies and free their ports and memory, keeping files and data; a request to one of its endpoints or resume wakes it", status: []int{http.StatusAccepted}, response: client.Sandbox{}, handler: s.suspendSandbox},
 		{method: "POST", path: "/api/v1/sandboxes/{name}/resume", summary: "Wake a suspended sandbox (counts as activity, so its idle countdown restarts)", status: []int{http.StatusAccepted}, response: client.Sandbox{}, handler: s.resumeSandbox},
 		{method: "POST", path: "/api/v1/sandboxes/{name}/extend", summary: "Move a sandbox's TTL deadline to the given duration from now", request: client.ExtendRequest{}, response: client.Sandbox{}, handler: s.extendSandbox},
+		{method: "POST", path: "/api/v1/sandboxes/{name}/fail", summary: "Mark a sandbox Failed as it is, stopping nothing, and keep it for debugging (keep becomes its own keep_failed); the reconciler does it in the background. sandpit ci run calls it when the tests fail", status: []int{http.StatusAccepted}, request: client.FailSandboxRequest{}, response: client.Sandbox{}, handler: s.failSandbox},
 		{method: "PUT", path: "/api/v1/sandboxes/{name}/pin", summary: "Pin a sandbox: no idle suspend, TTL or retention (the server limits pins per user)", response: client.Sandbox{}, handler: s.pinSandbox},
 		{method: "DELETE", path: "/api/v1/sandboxes/{name}/pin", summary: "Unpin a sandbox", response: client.Sandbox{}, handler: s.unpinSandbox},
 		{method: "GET", path: "/api/v1/sandboxes/{name}/events", summary: "A sandbox's events; with follow=true a text/event-stream of event, sandbox and deleted messages", query: []param{{"after", "integer", "only events with a larger seq"}, follow}, response: client.EventList{}, stream: "text/event-stream", handler: s.events},
@@ -164,6 +173,7 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/api/v1/snapshots/{name}", summary: "Get a snapshot", response: client.Snapshot{}, handler: s.getSnapshot},
 		{method: "DELETE", path: "/api/v1/snapshots/{name}", summary: "Delete a snapshot; refused (409) while sandboxes use it unless force=true (they keep their data)", status: []int{http.StatusNoContent}, query: []param{{"force", "boolean", "delete even while sandboxes use it"}}, handler: s.deleteSnapshot},
 		{method: "PUT", path: "/api/v1/snapshots/{name}/import", summary: "Import a pg_dump file (custom, tar or plain SQL; the request body, application/octet-stream) as a new snapshot; it is restored in the background", status: []int{http.StatusAccepted}, query: []param{{"type", "string", "dependency type: postgres"}, {"version", "string", "major version (default: the dump's own when installed, else the newest installed)"}, {"database", "string", "database to restore into (default: the dump's own)"}, {"filename", "string", "the dump's file name, for the record"}}, requestBinary: "application/octet-stream", response: client.Snapshot{}, handler: s.importSnapshot},
+		{method: "GET", path: "/launch", summary: "Launch link: create the sandbox of template+ref+overrides, or open it when it exists (the default name derives from them, so the same link opens the same sandbox); a Ready one answers 303 to its first endpoint, a launching one a status page that reloads every 2 s (Accept: text/html) or the sandbox as JSON (201 when created). Needs the bearer token like the API", status: []int{http.StatusSeeOther, http.StatusCreated, http.StatusOK}, query: []param{{"template", "string", "template to launch (required)"}, {"ref", "string", "git ref to check out"}, {"name", "string", "sandbox name (default: derived from template, ref and overrides)"}, {"set.KEY", "string", "an override, as with create --set KEY=VALUE (repeatable with other keys)"}}, response: client.Sandbox{}, stream: "text/html", handler: s.launch},
 		{method: "POST", path: "/api/v1/sandboxes/{name}/exec", summary: "Run a command in a service's environment; request and answer are " + client.ExecContentType + " frame streams (a start frame with an ExecRequest, stdin frames; stdout, stderr and an exit frame with an ExecResult)", request: client.ExecRequest{}, stream: client.ExecContentType, streamItem: client.ExecResult{}, handler: s.exec},
 	}
 }

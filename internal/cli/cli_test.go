@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -15,7 +16,24 @@ import (
 	"sandpit.dev/sandpit/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		os.Exit(runChild())
+	}
+	testenv.Main(m)
+}
+
+// childEnv makes the test binary run as the sandpit CLI (with the binary's
+// signal handling), for tests that need a real process to signal.
+const childEnv = "SANDPIT_CLI_TEST_CHILD"
+
+func runChild() int {
+	ctx, stop := cli.SignalContext()
+	defer stop()
+	root := cli.NewRoot(cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}, "v0.0.0-test")
+	root.SetArgs(os.Args[1:])
+	return cli.Execute(ctx, root, os.Stderr)
+}
 
 // result is what one run of the CLI did.
 type result struct {

@@ -12,7 +12,7 @@ func TestHelp(t *testing.T) {
 	e := env{vars: map[string]string{"SANDPIT_SERVER": "http://127.0.0.1:1"}}
 	for _, cmd := range [][]string{
 		{}, {"create"}, {"list"}, {"get"}, {"logs"}, {"exec"}, {"events"}, {"delete"},
-		{"suspend"}, {"resume"}, {"extend"}, {"pin"}, {"unpin"},
+		{"suspend"}, {"resume"}, {"extend"}, {"pin"}, {"unpin"}, {"ci"}, {"ci", "run"},
 		{"template"}, {"template", "apply"}, {"template", "list"}, {"template", "get"},
 		{"template", "versions"}, {"template", "schema"},
 		{"snapshot"}, {"snapshot", "create"}, {"snapshot", "import"}, {"snapshot", "list"},
@@ -68,6 +68,11 @@ func TestUsageErrors(t *testing.T) {
 		"extend_zero_duration":     {"extend", "demo", "0"},
 		"suspend_bad_output":       {"suspend", "demo", "-o", "xml"},
 		"pin_extra_argument":       {"pin", "a", "b"},
+		"ci_run_no_dash":           {"ci", "run", "-t", "shop", "make"},
+		"ci_run_no_command":        {"ci", "run", "-t", "shop", "--"},
+		"ci_run_no_template":       {"ci", "run", "--", "make"},
+		"ci_run_bad_name":          {"ci", "run", "-t", "shop", "--name", "Bad_Name", "--", "make"},
+		"ci_run_negative_keep":     {"ci", "run", "-t", "shop", "--keep-on-failure", "-1h", "--", "make"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			expect(t, "usage/"+name, nil, 2, e.sandpit(t, args...))

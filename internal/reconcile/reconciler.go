@@ -150,7 +150,8 @@ func (r *Reconciler) Enqueue(id string) {
 	}
 	// Lifecycle-only changes (a pin, an extension) leave the launch alone.
 	sb, err := r.cfg.Store.GetSandbox(context.Background(), id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && (sb.Spec.Deleting() || sb.Spec.SuspendRequestedAt != nil || launchKey(sb) != f.key)) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (sb.Spec.Deleting() || sb.Spec.SuspendRequestedAt != nil || launchKey(sb) != f.key ||
+		sb.Spec.FailRequested.Pending(sb.Status.FailRequestHonored))) {
 		f.cancel()
 	}
 }
@@ -258,6 +259,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, id string) (Result, error) {
 		st := sb.Status
 		st.ObservedGeneration = sb.Generation
 		r.writeStatus(ctx, sb, st)
+	}
+	if sb.Spec.FailRequested.Pending(sb.Status.FailRequestHonored) {
+		r.failOnRequest(ctx, sb)
 	}
 	dec := r.evaluate(ctx, sb)
 	switch dec.Action {
@@ -429,7 +433,8 @@ func (r *Reconciler) provision(ctx context.Context, sb *sandbox.Sandbox, resume 
 	}()
 	// A deletion requested between our read and the registration above
 	// would otherwise go unnoticed until Up ends.
-	if cur, err := r.cfg.Store.GetSandbox(ctx, sb.ID); err != nil || cur.Spec.Deleting() || cur.Spec.SuspendRequestedAt != nil || launchKey(cur) != launchKey(sb) {
+	if cur, err := r.cfg.Store.GetSandbox(ctx, sb.ID); err != nil || cur.Spec.Deleting() || cur.Spec.SuspendRequestedAt != nil || launchKey(cur) != launchKey(sb) ||
+		cur.Spec.FailRequested.Pending(cur.Status.FailRequestHonored) {
 		return Result{RequeueAfter: time.Millisecond}, nil
 	}
 
@@ -543,6 +548,35 @@ func (r *Reconciler) fail(ctx context.Context, sb *sandbox.Sandbox, st sandbox.S
 		r.WantPoolCheck() // the claim is over either way
 	}
 	return Result{}, nil
+}
+
+// failOnRequest marks a sandbox Failed because someone asked (a CI run
+// whose tests failed), stopping nothing: like a failed launch, it is kept
+// as it is for debugging until its keep_failed ends. A sandbox that is
+// Failed already keeps its own failure. The request is honoured once.
+func (r *Reconciler) failOnRequest(ctx context.Context, sb *sandbox.Sandbox) {
+	req := sb.Spec.FailRequested
+	st := sb.Status
+	if st.Phase != sandbox.PhaseFailed {
+		now := r.now()
+		msg := req.Reason
+		if msg == "" {
+			msg = "marked Failed on request"
+		}
+		r.setPhase(ctx, sb, &st, sandbox.PhaseFailed, msg)
+		st.FailedAt = &now
+		if obs, err := r.cfg.Runtime.Observe(ctx, sb.ID); err == nil {
+			st.Services, st.Dependencies = obs.Services, mergeDeps(st.Dependencies, obs.Dependencies)
+		}
+		r.log.Info("sandbox marked failed on request", "sandbox", sb.Name, "id", sb.ID, "reason", req.Reason, "by", req.By)
+	}
+	at := req.At
+	st.FailRequestHonored = &at
+	st.ObservedGeneration = sb.Generation
+	// What runs was made from this spec: the request is not a change that
+	// relaunches anything (launchKey leaves it out).
+	st.LaunchKey = launchKey(sb)
+	r.writeStatus(ctx, sb, st)
 }
 
 func (r *Reconciler) endpoints(sb *sandbox.Sandbox, t *template.Template, ups map[string]map[string]string) []sandbox.EndpointStatus {

@@ -100,3 +100,17 @@ const (
 
 // PoolOwner is the CreatedBy of a pool's sandboxes until one is claimed.
 const PoolOwner = "pool"
+
+// FailRequest asks for a sandbox to be marked Failed without stopping
+// anything, so it is kept for debugging (for its keep_failed) as it was.
+type FailRequest struct {
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+	By     string    `json:"by,omitempty"`
+}
+
+// Pending reports whether the request r has not been acted on by a status
+// that records honored (Status.FailRequestHonored).
+func (r *FailRequest) Pending(honored *time.Time) bool {
+	return r != nil && (honored == nil || !honored.Equal(r.At))
+}

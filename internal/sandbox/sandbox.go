@@ -68,6 +68,13 @@ type Spec struct {
 	// ClaimedAt is when the sandbox was claimed from a pool: its TTL
 	// counts from then, not from when the pool made it.
 	ClaimedAt *time.Time `json:"claimed_at,omitempty"`
+	// Git records the branch or pull request of a bound repository the
+	// sandbox was made for (by gitsync); Ref is then the commit to run.
+	Git *GitSource `json:"git,omitempty"`
+	// FailRequested asks for the sandbox to be marked Failed as it is,
+	// processes kept for debugging (`sandpit ci run` after a failed test
+	// run); it is honoured once (see Status.FailRequestHonored).
+	FailRequested *FailRequest `json:"fail_requested,omitempty"`
 }
 
 // Restore is one request to reset a dependency's data to a snapshot.
@@ -114,6 +121,10 @@ type Status struct {
 	Resources *ResourceStatus `json:"resources,omitempty"`
 	// Resume is the timing of the last resume from Suspended.
 	Resume *ResumeTiming `json:"resume,omitempty"`
+	// FailRequestHonored is the At of the Spec.FailRequested the
+	// reconciler acted on, so that the request fails the sandbox once:
+	// a later relaunch (a new ref) is not failed again.
+	FailRequestHonored *time.Time `json:"fail_request_honored,omitempty"`
 }
 
 // ResumeTiming is how long the last resume took and what asked for it.

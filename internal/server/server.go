@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"sandpit.dev/sandpit/internal/api"
+	"sandpit.dev/sandpit/internal/gitsync"
 	"sandpit.dev/sandpit/internal/lifecycle"
 	"sandpit.dev/sandpit/internal/notify"
 	"sandpit.dev/sandpit/internal/proxy"
@@ -187,6 +188,7 @@ func Run(ctx context.Context, cfg Config) error {
 			broker.Notify(sb.ID)
 		},
 	})
+	syncer := gitsync.New(gitsync.Config{Store: st, Enqueue: rec.Enqueue, Notify: broker.Notify, Logger: log})
 	sbs, err := st.ListSandboxes(ctx, store.ListOptions{})
 	if err != nil {
 		return err
@@ -200,6 +202,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Gatherer: reg, Registerer: reg, Version: cfg.Version, BaseContext: streamsCtx,
 		Snapshots: snaps,
 		Policy:    cfg.Lifecycle, Activity: activity, Lifecycle: rec.Lifecycle, PoolChanged: rec.WantPoolCheck,
+		RepoChanged: syncer.Enqueue,
 	})
 	apiSrv := &http.Server{
 		Handler:           apiHandler,
@@ -236,6 +239,11 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := rec.Run(recCtx); err != nil {
 			errc <- fmt.Errorf("reconciler: %w", err)
 		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = syncer.Run(recCtx) // returns only when stopped
 	}()
 	go func() {
 		defer wg.Done()

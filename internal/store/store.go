@@ -138,5 +138,18 @@ type Store interface {
 	// DeleteSnapshot removes a snapshot record.
 	DeleteSnapshot(ctx context.Context, id string) error
 
+	// CreateRepo inserts a repository binding (Name, URL, Template, Every,
+	// CreatedBy; CreatedAt when zero is now, Status as given). A taken name
+	// is ErrConflict; an empty Name, URL or Template is refused. r is
+	// updated in place, and only on success.
+	CreateRepo(ctx context.Context, r *sandbox.Repo) error
+	GetRepo(ctx context.Context, name string) (*sandbox.Repo, error)
+	// ListRepos returns every binding, ordered by name.
+	ListRepos(ctx context.Context) ([]*sandbox.Repo, error)
+	// UpdateRepoStatus replaces a binding's status; nothing else changes.
+	UpdateRepoStatus(ctx context.Context, name string, st sandbox.RepoStatus) error
+	// DeleteRepo removes a binding (not its sandboxes).
+	DeleteRepo(ctx context.Context, name string) error
+
 	Close() error
 }

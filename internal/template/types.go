@@ -36,6 +36,9 @@ type Template struct {
 	// Resources limits the CPU and memory the whole sandbox (all its
 	// services and dependencies together) may use.
 	Resources *Resources `yaml:"resources,omitempty" json:"resources,omitempty"`
+	// Git says which branches (and, later, pull requests) of a bound
+	// repository (`sandpit repo add`) get a sandbox of this template.
+	Git *Git `yaml:"git,omitempty" json:"git,omitempty"`
 
 	// ServiceOrder, DependencyOrder and EndpointOrder keep declaration
 	// order, which listings and launch order follow where nothing else
@@ -228,6 +231,28 @@ type Resources struct {
 	// runtime enforces them with cgroups where the host allows it, and
 	// the sandbox's status says when it cannot.
 	Class string `yaml:"class,omitempty" json:"class,omitempty"`
+}
+
+// Git selects the branches and pull requests of a bound repository that
+// get a sandbox each.
+type Git struct {
+	// Branches are glob patterns over branch names (without refs/heads/):
+	// `*` matches any run of characters including '/', `?` one character,
+	// `[a-z]` and `[!a-z]` a class. A pattern starting with '!' excludes. A
+	// branch gets a sandbox when some pattern without '!' matches it and no
+	// '!' pattern does; order does not matter. A list of only exclusions
+	// means every other branch. Without branches every branch gets one;
+	// an empty list means none.
+	Branches []string `yaml:"branches,omitempty" json:"branches,omitempty"`
+	// PullRequests selects pull requests by label.
+	PullRequests *PullRequests `yaml:"pull_requests,omitempty" json:"pull_requests,omitempty"`
+}
+
+// PullRequests selects pull requests that get a sandbox each.
+type PullRequests struct {
+	// Labels: a pull request carrying any of them gets a sandbox. Without
+	// labels no pull request does.
+	Labels []string `yaml:"labels,omitempty" json:"labels,omitempty"`
 }
 
 // Duration is a time.Duration written as Go duration text ("30s", "72h").

@@ -132,7 +132,49 @@ func (v *validator) validate() {
 			v.errorf(v.at(p), p, "lifecycle.pool.min is %d: it counts sandboxes kept ready, so it must be 0 or more", l.Pool.Min)
 		}
 	}
+	v.git()
 	v.references()
+}
+
+// git checks git.branches patterns and git.pull_requests.labels.
+func (v *validator) git() {
+	g := v.t.Git
+	p := top.field("git")
+	if g == nil || v.d.bad[p.full] {
+		return
+	}
+	bp := p.field("branches")
+	seen := map[string]bool{}
+	for i, pat := range g.Branches {
+		ip := bp.index(i)
+		if !v.has(ip) {
+			continue
+		}
+		if _, err := CompileBranches([]string{pat}); err != nil {
+			v.errorf(v.at(ip), ip, "git.branches: %v", err)
+		} else if seen[pat] {
+			v.errorf(v.at(ip), ip, "git.branches lists %q twice", pat)
+		}
+		seen[pat] = true
+	}
+	if g.PullRequests == nil {
+		return
+	}
+	lp := p.field("pull_requests").field("labels")
+	seen = map[string]bool{}
+	for i, l := range g.PullRequests.Labels {
+		ip := lp.index(i)
+		if !v.has(ip) {
+			continue
+		}
+		switch {
+		case strings.TrimSpace(l) == "":
+			v.errorf(v.at(ip), ip, "git.pull_requests.labels has an empty label: write the label's name as GitHub shows it")
+		case seen[l]:
+			v.errorf(v.at(ip), ip, "git.pull_requests.labels lists %q twice", l)
+		}
+		seen[l] = true
+	}
 }
 
 func (v *validator) source() {

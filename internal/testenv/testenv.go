@@ -18,6 +18,7 @@ import (
 
 	"sandpit.dev/sandpit/client"
 	"sandpit.dev/sandpit/internal/api"
+	"sandpit.dev/sandpit/internal/gitsync"
 	"sandpit.dev/sandpit/internal/lifecycle"
 	"sandpit.dev/sandpit/internal/notify"
 	"sandpit.dev/sandpit/internal/proxy"
@@ -125,6 +126,9 @@ type Stack struct {
 	Activity *lifecycle.Activity
 	// ProxyAddr is the endpoint proxy's address (with Options.Proxy).
 	ProxyAddr string
+	// GitSync is the stack's running branch reconciler (with
+	// Options.GitSync).
+	GitSync *gitsync.Syncer
 }
 
 // Options adjust a stack.
@@ -150,6 +154,10 @@ type Options struct {
 	// (activity, wake on request); ProxyOptions adjust it.
 	Proxy        bool
 	ProxyOptions func(*proxy.Config)
+	// GitSync runs the branch reconciler (Stack.GitSync), wired as `sandpit
+	// serve` wires it; GitSyncOptions adjust it.
+	GitSync        bool
+	GitSyncOptions func(*gitsync.Config)
 }
 
 // Clock is a controllable clock for stacks: it stands still until the test
@@ -301,6 +309,7 @@ func StartWith(t testing.TB, opts Options) *Stack {
 		driven = opts.WrapRuntime(rt)
 	}
 	var rec *reconcile.Reconciler
+	var syncer *gitsync.Syncer // with opts.GitSync
 	snaps := snapshot.New(snapshot.Config{
 		Store: st, Runtime: rt, Logger: log, SpoolDir: filepath.Join(dir, "incoming"), Notify: broker.Notify,
 		OnReady: func(*sandbox.Snapshot) {
@@ -332,6 +341,11 @@ func StartWith(t testing.TB, opts Options) *Stack {
 		Gatherer: reg, Registerer: reg, Version: Version, BaseContext: streams, Heartbeat: time.Second,
 		Snapshots: snaps,
 		Now:       now, Policy: opts.Lifecycle, Activity: activity, Lifecycle: rec.Lifecycle, PoolChanged: rec.WantPoolCheck,
+		RepoChanged: func(name string) {
+			if syncer != nil {
+				syncer.Enqueue(name)
+			}
+		},
 	})
 	srv := httptest.NewServer(handler)
 	var proxySrv *httptest.Server
@@ -363,8 +377,27 @@ func StartWith(t testing.TB, opts Options) *Stack {
 	if proxySrv != nil {
 		s.ProxyAddr = proxySrv.Listener.Addr().String()
 	}
+	stopGitSync := func() {}
+	if opts.GitSync {
+		gcfg := gitsync.Config{Store: st, Enqueue: rec.Enqueue, Notify: broker.Notify, Logger: log, Now: now, Tick: 50 * time.Millisecond}
+		if opts.GitSyncOptions != nil {
+			opts.GitSyncOptions(&gcfg)
+		}
+		syncer = gitsync.New(gcfg)
+		s.GitSync = syncer
+		gctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = s.GitSync.Run(gctx)
+		}()
+		stopGitSync = func() { cancel(); <-done }
+	}
 	t.Cleanup(func() {
-		rec.StopPools() // or pools would refill behind deleteAll
+		// Or gitsync would recreate branch sandboxes, and pools refill,
+		// behind deleteAll.
+		stopGitSync()
+		rec.StopPools()
 		s.deleteAll(t)
 		endStreams()
 		srv.Close()

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Handles", handleTests},
 		{"Snapshots", snapshotTests},
 		{"Lifecycle", lifecycleTests},
+		{"Repos", repoTests},
 		{"Times", timeTests},
 		{"Context", contextTests},
 	}
