@@ -24,6 +24,31 @@ type AddRepoRequest struct {
 	Template string `json:"template"`
 	// Every is how often the remote's branches are listed (default 1m).
 	Every sandbox.Duration `json:"every,omitempty"`
+	// GitHub is the repository's OWNER/NAME on GitHub when the URL does
+	// not say it (default: parsed from a GitHub URL).
+	GitHub string `json:"github,omitempty"`
+	// WebhookSecret keys the signatures of GitHub webhook deliveries;
+	// empty: the server generates one and returns it, once.
+	WebhookSecret string `json:"webhook_secret,omitempty"`
+	// AllowForkSecrets gives sandboxes of pull requests from forks the
+	// template's secrets (default: none).
+	AllowForkSecrets bool `json:"allow_fork_secrets,omitempty"`
+}
+
+// AddRepoResponse is the answer of POST /api/v1/repos: the binding and,
+// when the server generated it, its webhook secret (shown this once).
+type AddRepoResponse struct {
+	Repo
+	WebhookSecret string `json:"webhook_secret,omitempty"`
+}
+
+// HookResponse is the answer to an accepted webhook delivery.
+type HookResponse struct {
+	Event  string `json:"event"`
+	Action string `json:"action,omitempty"`
+	// Repos names the bindings a sync was asked for (none for a ping or
+	// an event that changes nothing).
+	Repos []string `json:"repos"`
 }
 
 // RemoveRepoResponse is the answer of DELETE /api/v1/repos/{name}.
@@ -37,8 +62,8 @@ type RemoveRepoResponse struct {
 }
 
 // AddRepo creates a repository binding; its first sync starts at once.
-func (c *Client) AddRepo(ctx context.Context, req AddRepoRequest) (*Repo, error) {
-	var out Repo
+func (c *Client) AddRepo(ctx context.Context, req AddRepoRequest) (*AddRepoResponse, error) {
+	var out AddRepoResponse
 	return &out, c.do(ctx, http.MethodPost, "/api/v1/repos", nil, req, &out)
 }
 

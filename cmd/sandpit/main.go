@@ -110,6 +110,8 @@ interrupted.`,
 	f.DurationVar(&cfg.Lifecycle.SuspendedRetention, "suspended-retention", 7*24*time.Hour, "delete sandboxes that stayed suspended this long (0 keeps them)")
 	f.IntVar(&cfg.Lifecycle.MaxPinsPerUser, "max-pins-per-user", 3, "pinned sandboxes allowed per user (-1: no limit)")
 	f.IntVar(&cfg.Lifecycle.MaxSandboxesPerUser, "max-sandboxes-per-user", 0, "sandboxes allowed per user (0: no limit)")
+	f.StringVar(&cfg.GitHubAPIURL, "github-api-url", "https://api.github.com", "GitHub REST API base URL (GitHub Enterprise Server: https://HOST/api/v3)")
+	f.StringVar(&cfg.GitHubTokenFile, "github-token-file", "", "file with the GitHub token used to list pull requests and comment on them (read once at start; without it pull requests come from webhooks only)")
 	f.IntVar(&cfg.Lifecycle.MaxRunningPerUser, "max-running-per-user", 0, "running (not suspended or failed) sandboxes allowed per user (0: no limit)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -58,7 +60,28 @@ func (s *Server) addRepo(w http.ResponseWriter, r *http.Request) {
 			"give the template source: {git: URL} with this repository's URL")
 		return
 	}
-	repo := &sandbox.Repo{Name: req.Name, URL: req.URL, Template: req.Template, Every: req.Every, CreatedBy: s.user(r), CreatedAt: s.cfg.Now().UTC()}
+	if req.GitHub != "" {
+		if o, n, ok := strings.Cut(req.GitHub, "/"); !ok || !validGitHubPart(o) || !validGitHubPart(n) {
+			bad(fmt.Sprintf("GitHub repository %q is not OWNER/NAME", req.GitHub), "write it as GitHub shows it, like acme/shop")
+			return
+		}
+	}
+	out := client.AddRepoResponse{}
+	secret := req.WebhookSecret
+	if secret == "" {
+		var raw [32]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			writeError(w, &client.Error{Status: http.StatusInternalServerError, Code: "internal", Message: "generate a webhook secret: " + err.Error()})
+			return
+		}
+		secret = hex.EncodeToString(raw[:])
+		out.WebhookSecret = secret
+	} else if len(secret) < 16 {
+		bad("the webhook secret is shorter than 16 characters", "use a long random secret, e.g. `openssl rand -hex 32`, or leave it out to have one generated")
+		return
+	}
+	repo := &sandbox.Repo{Name: req.Name, URL: req.URL, Template: req.Template, Every: req.Every, GitHub: req.GitHub,
+		WebhookSecret: secret, AllowForkSecrets: req.AllowForkSecrets, CreatedBy: s.user(r), CreatedAt: s.cfg.Now().UTC()}
 	if err := s.cfg.Store.CreateRepo(r.Context(), repo); err != nil {
 		e := storeError(err, "")
 		if errors.Is(err, store.ErrConflict) {
@@ -68,9 +91,25 @@ func (s *Server) addRepo(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	s.log.Info("repository bound", "repo", repo.Name, "url", repo.URL, "template", repo.Template, "by", repo.CreatedBy)
+	s.log.Info("repository bound", "repo", repo.Name, "url", repo.URL, "template", repo.Template, "github", repo.GitHub,
+		"allow_fork_secrets", repo.AllowForkSecrets, "by", repo.CreatedBy)
 	s.repoChanged(repo.Name)
-	writeJSON(w, http.StatusCreated, repo)
+	out.Repo = *repo
+	writeJSON(w, http.StatusCreated, out)
+}
+
+// validGitHubPart is a GitHub owner or repository name: letters, digits,
+// '-', '_' and '.', not "." or "..".
+func validGitHubPart(p string) bool {
+	if p == "" || p == "." || p == ".." || len(p) > 100 {
+		return false
+	}
+	for _, r := range p {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkRepoURL refuses what git would take for an option, and text that

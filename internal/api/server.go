@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"sandpit.dev/sandpit/client"
+	"sandpit.dev/sandpit/internal/github"
 	"sandpit.dev/sandpit/internal/lifecycle"
 	"sandpit.dev/sandpit/internal/notify"
 	"sandpit.dev/sandpit/internal/runtime"
@@ -69,6 +70,13 @@ type Config struct {
 	// RepoChanged asks gitsync for a pass over a repository binding now
 	// (it was added, removed, or a sync was requested).
 	RepoChanged func(name string)
+	// PullRequestEvent hands gitsync a pull request's state from a
+	// webhook delivery of binding repo, and asks for a pass over it (nil:
+	// RepoChanged).
+	PullRequestEvent func(repo string, pr github.PullRequest)
+	// GitHubAPIURL is the GitHub API's base URL; its host (and
+	// github.com) is where repository URLs name OWNER/NAME.
+	GitHubAPIURL string
 }
 
 // Server is the API's http.Handler.
@@ -173,6 +181,7 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/api/v1/snapshots/{name}", summary: "Get a snapshot", response: client.Snapshot{}, handler: s.getSnapshot},
 		{method: "DELETE", path: "/api/v1/snapshots/{name}", summary: "Delete a snapshot; refused (409) while sandboxes use it unless force=true (they keep their data)", status: []int{http.StatusNoContent}, query: []param{{"force", "boolean", "delete even while sandboxes use it"}}, handler: s.deleteSnapshot},
 		{method: "PUT", path: "/api/v1/snapshots/{name}/import", summary: "Import a pg_dump file (custom, tar or plain SQL; the request body, application/octet-stream) as a new snapshot; it is restored in the background", status: []int{http.StatusAccepted}, query: []param{{"type", "string", "dependency type: postgres"}, {"version", "string", "major version (default: the dump's own when installed, else the newest installed)"}, {"database", "string", "database to restore into (default: the dump's own)"}, {"filename", "string", "the dump's file name, for the record"}}, requestBinary: "application/octet-stream", response: client.Snapshot{}, handler: s.importSnapshot},
+		{method: "POST", path: "/hooks/github", public: true, summary: "GitHub webhook (pull_request, push, delete, ping; application/json): authenticated by X-Hub-Signature-256 with the webhook secret of a binding of the payload's repository, not by the bearer token (401 when no binding's secret signs it); it asks for a sync of the bindings now, so branch and pull request sandboxes follow without waiting for the period", status: []int{http.StatusAccepted}, requestBinary: "application/json", response: client.HookResponse{}, handler: s.githubHook},
 		{method: "GET", path: "/launch", summary: "Launch link: create the sandbox of template+ref+overrides, or open it when it exists (the default name derives from them, so the same link opens the same sandbox); a Ready one answers 303 to its first endpoint, a launching one a status page that reloads every 2 s (Accept: text/html) or the sandbox as JSON (201 when created). Needs the bearer token like the API", status: []int{http.StatusSeeOther, http.StatusCreated, http.StatusOK}, query: []param{{"template", "string", "template to launch (required)"}, {"ref", "string", "git ref to check out"}, {"name", "string", "sandbox name (default: derived from template, ref and overrides)"}, {"set.KEY", "string", "an override, as with create --set KEY=VALUE (repeatable with other keys)"}}, response: client.Sandbox{}, stream: "text/html", handler: s.launch},
 		{method: "POST", path: "/api/v1/sandboxes/{name}/exec", summary: "Run a command in a service's environment; request and answer are " + client.ExecContentType + " frame streams (a start frame with an ExecRequest, stdin frames; stdout, stderr and an exit frame with an ExecResult)", request: client.ExecRequest{}, stream: client.ExecContentType, streamItem: client.ExecResult{}, handler: s.exec},
 	}

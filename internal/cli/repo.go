@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -30,19 +31,30 @@ branch — or one that no longer matches — loses it. Webhooks are not needed.
   sandpit repo remove shop              keep its sandboxes, unmanaged
   sandpit repo remove shop --delete-sandboxes
 
-In the template (the default is every branch):
+In the template (the default is every branch, and no pull request):
 
   source: {git: https://example.com/acme/shop.git}
   git:
-    branches: ["*", "!*-no-infra"]`,
+    branches: ["*", "!*-no-infra"]
+    pull_requests: {labels: [preview]}
+
+An open pull request carrying one of the labels gets a sandbox pr-<number> at
+its head commit, deleted when the pull request closes or loses the label. The
+server lists pull requests through the GitHub API when it has a token
+(sandpit serve --github-token-file); without one, pull requests come from
+webhooks only. A GitHub webhook to <server>/hooks/github, signed with the
+binding's secret (printed once by repo add), makes everything follow at once.
+The server comments on the pull request and sets a commit status when its
+sandbox is Ready or Failed (with a token).`,
 	}
 	c.AddCommand(a.repoAddCmd(), a.repoListCmd(), a.repoGetCmd(), a.repoSyncCmd(), a.repoRemoveCmd())
 	return c
 }
 
 func (a *app) repoAddCmd() *cobra.Command {
-	var url, tmpl, output string
+	var url, tmpl, output, secretFile, gh string
 	var every time.Duration
+	var forkSecrets bool
 	c := &cobra.Command{
 		Use:   "add NAME --url GIT_URL --template TEMPLATE",
 		Short: "Bind a repository to a template",
@@ -60,11 +72,22 @@ names (sandboxes check out the template's source at their branch's commit).`,
 			if every < 0 {
 				return fmt.Errorf("invalid argument %q for --every: it must be positive", every)
 			}
+			req := client.AddRepoRequest{Name: args[0], URL: url, Template: tmpl, Every: sandbox.Duration(every), GitHub: gh, AllowForkSecrets: forkSecrets}
+			if secretFile != "" {
+				b, err := os.ReadFile(secretFile)
+				if err != nil {
+					return fmt.Errorf("--webhook-secret-file: %w", err)
+				}
+				req.WebhookSecret = strings.TrimSpace(string(b))
+				if req.WebhookSecret == "" {
+					return fmt.Errorf("--webhook-secret-file %s is empty: put the secret in it, or leave the flag out to have one generated", secretFile)
+				}
+			}
 			cl, err := a.connect()
 			if err != nil {
 				return err
 			}
-			r, err := cl.AddRepo(cmd.Context(), client.AddRepoRequest{Name: args[0], URL: url, Template: tmpl, Every: sandbox.Duration(every)})
+			r, err := cl.AddRepo(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
@@ -72,13 +95,20 @@ names (sandboxes check out the template's source at their branch's commit).`,
 				return printData(a.env.Stdout, output, r)
 			}
 			fmt.Fprintf(a.env.Stdout, "repository %s bound to template %s\n", r.Name, r.Template)
-			fmt.Fprintf(a.env.Stderr, "its branches are listed now and every %s; see the result with `sandpit repo get %s` and `sandpit list`\n", everyOf(*r), r.Name)
+			if r.WebhookSecret != "" {
+				fmt.Fprintf(a.env.Stdout, "webhook secret: %s\n", r.WebhookSecret)
+				fmt.Fprintf(a.env.Stderr, "the webhook secret is shown this once: give it to a GitHub webhook (payload URL <server>/hooks/github, content type application/json, events: pull requests, pushes, branch deletions)\n")
+			}
+			fmt.Fprintf(a.env.Stderr, "its branches are listed now and every %s; see the result with `sandpit repo get %s` and `sandpit list`\n", everyOf(r.Repo), r.Name)
 			return nil
 		},
 	}
 	c.Flags().StringVar(&url, "url", "", "repository URL (anything git clone accepts; the template's source.git)")
 	c.Flags().StringVarP(&tmpl, "template", "t", "", "template whose git.branches selects the branches")
 	c.Flags().DurationVar(&every, "every", 0, "how often to list the remote's branches (default 1m)")
+	c.Flags().StringVar(&secretFile, "webhook-secret-file", "", "file holding the GitHub webhook secret (default: generate one and print it once)")
+	c.Flags().StringVar(&gh, "github", "", "the repository's OWNER/NAME on GitHub when --url does not say it (a mirror, a file:// URL)")
+	c.Flags().BoolVar(&forkSecrets, "allow-fork-secrets", false, "give sandboxes of pull requests from forks the template's secrets (default: none)")
 	outputFlag(c, &output, "table, json, yaml")
 	return c
 }

@@ -15,8 +15,15 @@
 // is logged and recorded on the binding's status, and the next period
 // tries again.
 //
+// Pull requests (the template's git.pull_requests.labels) get sandboxes
+// "pr-<n>" in the same pass, from the GitHub API's list of open pull
+// requests when the server has a token, else from what webhooks reported
+// (ObservePullRequest). Reporter comments on pull requests and sets commit
+// statuses when their sandboxes are Ready or Failed.
+//
 // It owns repository bindings' status and the specs of the sandboxes it
 // made (only Ref, TemplateVersion, Git and deletion requests). It imports
-// the store, the template format and the domain types; never the API, the
-// CLI, the runtime or the reconciler (it is handed an Enqueue function).
+// the store, the template format, the domain types and internal/github;
+// never the API, the CLI, the runtime or the reconciler (it is handed an
+// Enqueue function).
 package gitsync

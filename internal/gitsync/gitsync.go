@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"sandpit.dev/sandpit/internal/github"
 	"sandpit.dev/sandpit/internal/sandbox"
 	"sandpit.dev/sandpit/internal/store"
 	"sandpit.dev/sandpit/internal/template"
@@ -39,6 +40,10 @@ type Config struct {
 	List Lister
 	// Workers bounds how many repositories are synced at once (default 4).
 	Workers int
+	// GitHub lists pull requests (when it has a token) and names
+	// repositories; nil or without a token, pull requests come from
+	// webhooks only (ObservePullRequest).
+	GitHub *github.Client
 }
 
 // Syncer keeps each bound repository's branch sandboxes in step with its
@@ -52,6 +57,7 @@ type Syncer struct {
 	next    map[string]time.Time // when each repository is next due
 	wanted  map[string]bool      // asked for by Enqueue
 	running map[string]bool
+	hooked  map[string]map[int]github.PullRequest // by ObservePullRequest
 }
 
 // New returns a Syncer; Run starts it.
@@ -80,6 +86,7 @@ func New(cfg Config) *Syncer {
 	return &Syncer{
 		cfg: cfg, log: cfg.Logger.With("component", "gitsync"), kick: make(chan struct{}, 1),
 		next: map[string]time.Time{}, wanted: map[string]bool{}, running: map[string]bool{},
+		hooked: map[string]map[int]github.PullRequest{},
 	}
 }
 
@@ -185,6 +192,8 @@ type Result struct {
 	// Created, Updated and Deleted name the sandboxes the pass created,
 	// moved to a new commit (or template version), and asked to delete.
 	Created, Updated, Deleted []string
+	// PullRequests counts the open pull requests with a sandbox.
+	PullRequests int
 }
 
 // Sync is one level-based pass over the named repository binding: list the
@@ -208,7 +217,7 @@ func (s *Syncer) Sync(ctx context.Context, name string) (Result, error) {
 		st.Error = err.Error()
 	} else {
 		st.Error, st.LastSuccessAt = "", &started
-		st.Branches, st.Matched = res.Branches, res.Matched
+		st.Branches, st.Matched, st.PullRequests = res.Branches, res.Matched, res.PullRequests
 	}
 	if uerr := s.cfg.Store.UpdateRepoStatus(context.WithoutCancel(ctx), repo.Name, st); uerr != nil && !errors.Is(uerr, store.ErrNotFound) {
 		s.log.Warn("record repository status", "repo", repo.Name, "err", uerr)
@@ -235,6 +244,7 @@ func (s *Syncer) sync(ctx context.Context, repo *sandbox.Repo) (Result, error) {
 		return res, fmt.Errorf("template %s version %d does not parse: %w", tv.Name, tv.Version, err)
 	}
 	match := t.Branches()
+	prs, prErr := s.listPullRequests(ctx, repo)
 	sbs, err := s.cfg.Store.ListSandboxes(ctx, store.ListOptions{})
 	if err != nil {
 		return res, err
@@ -315,7 +325,12 @@ func (s *Syncer) sync(ctx context.Context, repo *sandbox.Repo) (Result, error) {
 			}
 		}
 	}
-	return res, nil
+	if prErr != nil {
+		// Branches are done; pull request sandboxes stay as they are
+		// until the API answers again.
+		return res, prErr
+	}
+	return res, s.syncPullRequests(ctx, repo, t, tv, prs, sbs, taken, &res)
 }
 
 func (s *Syncer) create(ctx context.Context, repo *sandbox.Repo, b Branch, tv store.TemplateVersion, taken map[string]bool) (*sandbox.Sandbox, error) {

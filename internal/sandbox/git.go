@@ -20,8 +20,13 @@ type GitSource struct {
 	// SHA is the commit the branch pointed at when last seen; Spec.Ref
 	// holds the same commit, which is what is launched.
 	SHA string `json:"sha"`
-	// Author is the head commit's author, when known.
+	// Author is the head commit's author, when known; for a pull request
+	// the GitHub login of who opened it.
 	Author string `json:"author,omitempty"`
+	// Fork marks a pull request whose head is in another repository (a
+	// fork): unless the binding allows it, its sandbox gets none of the
+	// template's secrets (see Repo.AllowForkSecrets).
+	Fork bool `json:"fork,omitempty"`
 }
 
 // Reasons gitsync gives for deleting a sandbox it made.
@@ -29,6 +34,8 @@ const (
 	DeletedBranchGone      = "branch deleted"
 	DeletedBranchUnmatched = "branch no longer matches"
 	DeletedRepoRemoved     = "repository binding removed"
+	DeletedPRClosed        = "pull request closed"
+	DeletedPRUnlabeled     = "pull request no longer carries a label of git.pull_requests"
 )
 
 // RepoOwner is the CreatedBy of the sandboxes a repository binding made.

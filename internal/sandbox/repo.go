@@ -14,10 +14,23 @@ type Repo struct {
 	Template string `json:"template"`
 	// Every is how often the remote is listed (0: the server's default,
 	// one minute).
-	Every     Duration   `json:"every,omitempty"`
-	CreatedAt time.Time  `json:"created_at"`
-	CreatedBy string     `json:"created_by,omitempty"`
-	Status    RepoStatus `json:"status"`
+	Every Duration `json:"every,omitempty"`
+	// GitHub is the repository's "OWNER/NAME" on GitHub when URL does not
+	// say it (a mirror, a file:// URL); empty: parsed from URL. It names
+	// the repository for the pull request listing, webhooks and reports.
+	GitHub string `json:"github,omitempty"`
+	// AllowForkSecrets lets sandboxes of pull requests from forks have the
+	// template's secrets (once templates have secrets); by default they
+	// get none. Spec.Git.Fork marks such sandboxes.
+	AllowForkSecrets bool `json:"allow_fork_secrets,omitempty"`
+	// WebhookSecret keys the HMAC of GitHub webhook deliveries
+	// (X-Hub-Signature-256). The store keeps it as it is (in plaintext:
+	// encryption at rest is for the secrets work); the API never returns
+	// it, except once, when it generated it.
+	WebhookSecret string     `json:"-"`
+	CreatedAt     time.Time  `json:"created_at"`
+	CreatedBy     string     `json:"created_by,omitempty"`
+	Status        RepoStatus `json:"status"`
 }
 
 // RepoStatus is what gitsync last saw of a repository binding.
@@ -32,4 +45,7 @@ type RepoStatus struct {
 	// sandbox, at the last successful pass.
 	Branches int `json:"branches"`
 	Matched  int `json:"matched"`
+	// PullRequests counts the open pull requests that have a sandbox, at
+	// the last pass that could know them (the GitHub API, or webhooks).
+	PullRequests int `json:"pull_requests,omitempty"`
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"sandpit.dev/sandpit/internal/api"
+	"sandpit.dev/sandpit/internal/github"
 	"sandpit.dev/sandpit/internal/gitsync"
 	"sandpit.dev/sandpit/internal/lifecycle"
 	"sandpit.dev/sandpit/internal/notify"
@@ -62,6 +63,14 @@ type Config struct {
 	// ActivityFlush is how often recorded activity is written to the store
 	// (default 5s).
 	ActivityFlush time.Duration
+	// GitHubAPIURL is the GitHub REST API's base URL (default
+	// github.DefaultAPIURL; GitHub Enterprise Server: https://HOST/api/v3).
+	GitHubAPIURL string
+	// GitHubTokenFile holds the token gitsync lists pull requests and
+	// reports to them with; it is read once, at start, and never logged
+	// or returned. Empty: pull requests come from webhooks only, and
+	// nothing is reported.
+	GitHubTokenFile string
 	// ShimCommand starts a shim (the sandpit binary and "shim").
 	ShimCommand []string
 	Logger      *slog.Logger
@@ -102,6 +111,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer unlock()
 	token, err := loadOrCreateToken(TokenFile(dataDir))
+	if err != nil {
+		return err
+	}
+	gh, err := githubClient(cfg.GitHubAPIURL, cfg.GitHubTokenFile)
 	if err != nil {
 		return err
 	}
@@ -179,6 +192,12 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 	})
 	routes := NewRoutes(table, activity)
+	var reporter *gitsync.Reporter
+	if gh.HasToken() {
+		reporter = gitsync.NewReporter(gitsync.ReporterConfig{GitHub: gh, Store: st, Logger: log})
+	} else {
+		log.Info("no GitHub token (--github-token-file): pull requests come from webhooks only, and nothing is reported to them")
+	}
 	rec = reconcile.New(reconcile.Config{
 		ResolveSnapshot: snaps.Resolve,
 		Store:           st, Runtime: rt, Logger: log, Workers: cfg.Workers, EndpointURL: endpointURL, Registerer: reg,
@@ -186,9 +205,12 @@ func Run(ctx context.Context, cfg Config) error {
 		OnChange: func(sb *sandbox.Sandbox, gone bool) {
 			routes.Update(sb, gone)
 			broker.Notify(sb.ID)
+			if reporter != nil {
+				reporter.Observe(sb, gone) // never blocks
+			}
 		},
 	})
-	syncer := gitsync.New(gitsync.Config{Store: st, Enqueue: rec.Enqueue, Notify: broker.Notify, Logger: log})
+	syncer := gitsync.New(gitsync.Config{Store: st, Enqueue: rec.Enqueue, Notify: broker.Notify, Logger: log, GitHub: gh})
 	sbs, err := st.ListSandboxes(ctx, store.ListOptions{})
 	if err != nil {
 		return err
@@ -202,7 +224,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Gatherer: reg, Registerer: reg, Version: cfg.Version, BaseContext: streamsCtx,
 		Snapshots: snaps,
 		Policy:    cfg.Lifecycle, Activity: activity, Lifecycle: rec.Lifecycle, PoolChanged: rec.WantPoolCheck,
-		RepoChanged: syncer.Enqueue,
+		RepoChanged: syncer.Enqueue, PullRequestEvent: syncer.ObservePullRequest, GitHubAPIURL: gh.BaseURL(),
 	})
 	apiSrv := &http.Server{
 		Handler:           apiHandler,
@@ -245,6 +267,13 @@ func Run(ctx context.Context, cfg Config) error {
 		defer wg.Done()
 		_ = syncer.Run(recCtx) // returns only when stopped
 	}()
+	if reporter != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reporter.Run(recCtx)
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		if err := apiSrv.Serve(apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -281,6 +310,27 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Wait()
 	log.Info("stopped")
 	return runErr
+}
+
+// githubClient returns the GitHub API client of apiURL, with the token in
+// tokenFile (read once; none when tokenFile is empty).
+func githubClient(apiURL, tokenFile string) (*github.Client, error) {
+	token := ""
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--github-token-file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+		if token == "" {
+			return nil, fmt.Errorf("--github-token-file %s is empty: put a GitHub token in it (pull requests: read, issues and commit statuses: write)", tokenFile)
+		}
+	}
+	gh, err := github.NewClient(apiURL, token, nil)
+	if err != nil {
+		return nil, fmt.Errorf("--github-api-url: %w", err)
+	}
+	return gh, nil
 }
 
 // flushActivity writes the activity recorded in memory to the store every

@@ -68,6 +68,9 @@ func (t *Template) Branches() *BranchMatcher {
 	var patterns []string
 	if t.Git != nil {
 		patterns = t.Git.Branches
+		if _, given := t.positions["git.branches"]; given && patterns == nil {
+			patterns = []string{} // "branches: []" decodes as nil but means none
+		}
 	}
 	m, err := CompileBranches(patterns)
 	if err != nil {

@@ -62,3 +62,25 @@ func TestTemplateBranches(t *testing.T) {
 		t.Errorf("a template without git matches no branch; want every branch")
 	}
 }
+
+// An empty list written out means no branch; no key means every branch.
+func TestBranchesEmptyListMatchesNothing(t *testing.T) {
+	base := "apiVersion: sandpit/v1\nname: x\nservices:\n  s: {run: sleep 1}\n"
+	for _, tc := range []struct {
+		git  string
+		want bool
+	}{
+		{"", true},
+		{"git: {}\n", true},
+		{"git: {branches: []}\n", false},
+		{"git: {branches: [\"main\"]}\n", true},
+	} {
+		tpl, err := Parse("t.yaml", []byte(base+tc.git))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.git, err)
+		}
+		if got := tpl.Branches().Match("main"); got != tc.want {
+			t.Errorf("%q: main matches = %v, want %v", tc.git, got, tc.want)
+		}
+	}
+}

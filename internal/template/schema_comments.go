@@ -76,7 +76,7 @@ var schemaComments = map[string]string{
 	"sandpit.dev/sandpit/internal/template.Template.Endpoints":    "Endpoints are the named HTTP entry points of the sandbox, reachable at <endpoint>--<sandbox>.<domain>.",
 	"sandpit.dev/sandpit/internal/template.Template.Env":          "Env is set for every service (a service's own env wins).",
 	"sandpit.dev/sandpit/internal/template.Template.File":         "File is the name errors are reported against.",
-	"sandpit.dev/sandpit/internal/template.Template.Git":          "Git says which branches (and, later, pull requests) of a bound repository (`sandpit repo add`) get a sandbox of this template.",
+	"sandpit.dev/sandpit/internal/template.Template.Git":          "Git says which branches and pull requests of a bound repository (`sandpit repo add`) get a sandbox of this template.",
 	"sandpit.dev/sandpit/internal/template.Template.Lifecycle":    "Lifecycle says when sandboxes are suspended and deleted, and how many are kept ready in a warm pool.",
 	"sandpit.dev/sandpit/internal/template.Template.Name":         "Name identifies the template; sandboxes are created from it by name.",
 	"sandpit.dev/sandpit/internal/template.Template.Resources":    "Resources limits the CPU and memory the whole sandbox (all its services and dependencies together) may use.",

@@ -36,7 +36,7 @@ type Template struct {
 	// Resources limits the CPU and memory the whole sandbox (all its
 	// services and dependencies together) may use.
 	Resources *Resources `yaml:"resources,omitempty" json:"resources,omitempty"`
-	// Git says which branches (and, later, pull requests) of a bound
+	// Git says which branches and pull requests of a bound
 	// repository (`sandpit repo add`) get a sandbox of this template.
 	Git *Git `yaml:"git,omitempty" json:"git,omitempty"`
 

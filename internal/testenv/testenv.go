@@ -18,6 +18,7 @@ import (
 
 	"sandpit.dev/sandpit/client"
 	"sandpit.dev/sandpit/internal/api"
+	"sandpit.dev/sandpit/internal/github"
 	"sandpit.dev/sandpit/internal/gitsync"
 	"sandpit.dev/sandpit/internal/lifecycle"
 	"sandpit.dev/sandpit/internal/notify"
@@ -158,6 +159,9 @@ type Options struct {
 	// serve` wires it; GitSyncOptions adjust it.
 	GitSync        bool
 	GitSyncOptions func(*gitsync.Config)
+	// OnChange also sees what the reconciler changed (as `sandpit serve`'s
+	// GitHub reporter does).
+	OnChange func(sb *sandbox.Sandbox, gone bool)
 }
 
 // Clock is a controllable clock for stacks: it stands still until the test
@@ -331,6 +335,9 @@ func StartWith(t testing.TB, opts Options) *Stack {
 		OnChange: func(sb *sandbox.Sandbox, gone bool) {
 			routes.Update(sb, gone)
 			broker.Notify(sb.ID)
+			if opts.OnChange != nil {
+				opts.OnChange(sb, gone)
+			}
 		},
 		ResolveSnapshot: snaps.Resolve,
 		Now:             now, Policy: opts.Lifecycle, Activity: activity.Last,
@@ -344,6 +351,11 @@ func StartWith(t testing.TB, opts Options) *Stack {
 		RepoChanged: func(name string) {
 			if syncer != nil {
 				syncer.Enqueue(name)
+			}
+		},
+		PullRequestEvent: func(name string, pr github.PullRequest) {
+			if syncer != nil {
+				syncer.ObservePullRequest(name, pr)
 			}
 		},
 	})

@@ -12,7 +12,7 @@ import (
 	"sandpit.dev/sandpit/internal/store"
 )
 
-const repoColumns = `name, url, template, every_ns, created_by, created_at, status`
+const repoColumns = `name, url, template, every_ns, created_by, created_at, status, github, webhook_secret, allow_fork_secrets`
 
 // normRepoStatus keeps the status's times at the store's precision, so
 // what a write returns equals what reads return.
@@ -46,8 +46,8 @@ func (s *Store) CreateRepo(ctx context.Context, r *sandbox.Repo) error {
 		return fmt.Errorf("create repository binding %q: %w", r.Name, err)
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO repos (`+repoColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			c.Name, c.URL, c.Template, int64(c.Every), c.CreatedBy, formatTime(c.CreatedAt), string(st))
+		_, err := tx.ExecContext(ctx, `INSERT INTO repos (`+repoColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.Name, c.URL, c.Template, int64(c.Every), c.CreatedBy, formatTime(c.CreatedAt), string(st), c.GitHub, c.WebhookSecret, c.AllowForkSecrets)
 		return err
 	})
 	if isUniqueViolation(err) {
@@ -131,7 +131,7 @@ func scanRepo(sc scanner) (*sandbox.Repo, error) {
 	var r sandbox.Repo
 	var every int64
 	var created, status string
-	if err := sc.Scan(&r.Name, &r.URL, &r.Template, &every, &r.CreatedBy, &created, &status); err != nil {
+	if err := sc.Scan(&r.Name, &r.URL, &r.Template, &every, &r.CreatedBy, &created, &status, &r.GitHub, &r.WebhookSecret, &r.AllowForkSecrets); err != nil {
 		return nil, err
 	}
 	r.Every = sandbox.Duration(time.Duration(every))
