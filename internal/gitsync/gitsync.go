@@ -285,6 +285,22 @@ func (s *Syncer) sync(ctx context.Context, repo *sandbox.Repo) (Result, error) {
 		}
 	}
 	sort.Slice(branches, func(i, j int) bool { return branches[i].Name < branches[j].Name })
+	// Authors of the commits this pass records, in one git call rather
+	// than one per sandbox (a first pass over hundreds of branches).
+	var want []string
+	for _, b := range branches {
+		if !match.Match(b.Name) {
+			continue
+		}
+		known := false
+		for _, sb := range mine[b.Name] {
+			known = known || (!sb.Spec.Deleting() && sb.Spec.Git.SHA == b.SHA)
+		}
+		if !known {
+			want = append(want, b.SHA)
+		}
+	}
+	authors := localAuthors(ctx, repo.URL, want)
 	for _, b := range branches {
 		if !match.Match(b.Name) {
 			continue
@@ -304,7 +320,7 @@ func (s *Syncer) sync(ctx context.Context, repo *sandbox.Repo) (Result, error) {
 			if live.Spec.Ref == b.SHA && live.Spec.TemplateVersion == tv.Version && live.Spec.Git.SHA == b.SHA {
 				continue
 			}
-			updated, err := s.update(ctx, repo, live, b, tv.Version)
+			updated, err := s.update(ctx, repo, live, b, tv.Version, authors[b.SHA])
 			if err != nil {
 				return res, err
 			}
@@ -315,7 +331,7 @@ func (s *Syncer) sync(ctx context.Context, repo *sandbox.Repo) (Result, error) {
 			// The old one (deleted by hand, say) goes first; the next
 			// pass makes a new one, under the same name.
 		default:
-			sb, err := s.create(ctx, repo, b, tv, taken)
+			sb, err := s.create(ctx, repo, b, tv, taken, authors[b.SHA])
 			if err != nil {
 				return res, err
 			}
@@ -333,14 +349,13 @@ func (s *Syncer) sync(ctx context.Context, repo *sandbox.Repo) (Result, error) {
 	return res, s.syncPullRequests(ctx, repo, t, tv, prs, sbs, taken, &res)
 }
 
-func (s *Syncer) create(ctx context.Context, repo *sandbox.Repo, b Branch, tv store.TemplateVersion, taken map[string]bool) (*sandbox.Sandbox, error) {
+func (s *Syncer) create(ctx context.Context, repo *sandbox.Repo, b Branch, tv store.TemplateVersion, taken map[string]bool, author string) (*sandbox.Sandbox, error) {
 	plain, hashed := sandbox.BranchNames(repo.Name, b.Name)
 	var candidates []string
 	if plain != "" && !taken[plain] {
 		candidates = append(candidates, plain)
 	}
 	candidates = append(candidates, hashed)
-	author := localAuthor(ctx, repo.URL, b.SHA)
 	for _, name := range candidates {
 		sb := &sandbox.Sandbox{
 			ID:   sandbox.NewID(),
@@ -372,11 +387,7 @@ func (s *Syncer) create(ctx context.Context, repo *sandbox.Repo, b Branch, tv st
 // update moves a sandbox to its branch's head commit and the template's
 // latest version. The change of Spec.Ref makes the reconciler relaunch it
 // in place, reusing what the runtime keyed by commit.
-func (s *Syncer) update(ctx context.Context, repo *sandbox.Repo, sb *sandbox.Sandbox, b Branch, version int) (bool, error) {
-	author := ""
-	if sb.Spec.Git.SHA != b.SHA {
-		author = localAuthor(ctx, repo.URL, b.SHA)
-	}
+func (s *Syncer) update(ctx context.Context, repo *sandbox.Repo, sb *sandbox.Sandbox, b Branch, version int, author string) (bool, error) {
 	from := sb.Spec.Ref
 	cur, err := s.cfg.Store.UpdateSpec(ctx, sb.ID, func(sp *sandbox.Spec) error {
 		if sp.Deleting() || sp.Git == nil || sp.Git.Repo != repo.Name || sp.Git.Branch != b.Name {

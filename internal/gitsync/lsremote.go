@@ -77,25 +77,36 @@ func isSHA(s string) bool {
 	return true
 }
 
-// localAuthor returns "Name <email>" of commit sha when url is a
-// repository on this host (a path or file:// URL), where reading it costs
-// one local git command; "" otherwise. Remote repositories would need the
-// commit's objects fetched, which only the runtime's checkout does.
-func localAuthor(ctx context.Context, repoURL, sha string) string {
+// localAuthors returns "Name <email>" of each commit in shas when url is
+// a repository on this host (a path or file://), with one `git log` for
+// all of them; for remote URLs (or when git fails) it returns what it has,
+// possibly nothing: the author is informative only, and reading it there
+// would mean fetching the commits.
+func localAuthors(ctx context.Context, repoURL string, shas []string) map[string]string {
+	out := map[string]string{}
+	if len(shas) == 0 {
+		return out
+	}
 	dir := repoURL
 	if u, err := url.Parse(repoURL); err == nil && u.Scheme == "file" {
 		dir = u.Path
 	} else if !filepath.IsAbs(repoURL) {
-		return ""
+		return out
 	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return ""
+		return out
 	}
-	out, err := runGit(ctx, 5*time.Second, dir, "log", "-1", "--format=%an <%ae>", sha, "--")
+	args := append([]string{"log", "--no-walk=unsorted", "--format=%H %an <%ae>"}, shas...)
+	text, err := runGit(ctx, 30*time.Second, dir, append(args, "--")...)
 	if err != nil {
-		return ""
+		return out
 	}
-	return strings.TrimSpace(out)
+	for _, line := range strings.Split(text, "\n") {
+		if sha, author, ok := strings.Cut(strings.TrimSpace(line), " "); ok {
+			out[sha] = author
+		}
+	}
+	return out
 }
 
 func runGit(ctx context.Context, timeout time.Duration, dir string, args ...string) (string, error) {

@@ -124,7 +124,7 @@ func TestSyncPass(t *testing.T) {
 		t.Fatalf("pass after a push = %+v, %v; want main updated", res, err)
 	}
 	got = branchSandboxes(t, st)
-	if sb := got["main"]; sb.ID != m.ID || sb.Spec.Ref != newSHA || sb.Spec.Git.SHA != newSHA || sb.Generation != m.Generation+1 {
+	if sb := got["main"]; sb.ID != m.ID || sb.Spec.Ref != newSHA || sb.Spec.Git.SHA != newSHA || sb.Spec.Git.Author == "" || sb.Generation != m.Generation+1 {
 		t.Errorf("main after the push: id %s ref %s git %+v generation %d", sb.ID, sb.Spec.Ref, sb.Spec.Git, sb.Generation)
 	}
 
