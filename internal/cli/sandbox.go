@@ -309,6 +309,15 @@ func printSandboxes(w io.Writer, items []client.Sandbox, now time.Time) error {
 			}
 		}
 		ref := sb.Spec.Ref
+		if g := sb.Spec.Git; g != nil && g.Branch != "" {
+			ref = g.Branch // a branch sandbox's ref is its commit: show the branch
+			if g.PR > 0 {
+				ref = fmt.Sprintf("#%d %s", g.PR, g.Branch)
+			}
+		}
+		if ref == sb.Status.SHA {
+			ref = ""
+		}
 		if sb.Status.SHA != "" {
 			ref = strings.TrimPrefix(ref+"@", "@") + sb.Status.SHA[:min(7, len(sb.Status.SHA))]
 		}
