@@ -38,6 +38,14 @@ var (
 func testsvc(t *testing.T) string {
 	t.Helper()
 	testsvcOnce.Do(func() {
+		// Earlier runs' copies (a test binary cannot remove its own when
+		// it exits): anything older than an hour is no longer in use.
+		old, _ := filepath.Glob("/var/tmp/sandpit-testsvc-*")
+		for _, d := range old {
+			if fi, err := os.Stat(d); err == nil && time.Since(fi.ModTime()) > time.Hour {
+				os.RemoveAll(d)
+			}
+		}
 		dir, err := os.MkdirTemp("/var/tmp", "sandpit-testsvc-")
 		if err != nil {
 			testsvcErr = err
@@ -52,7 +60,6 @@ func testsvc(t *testing.T) string {
 	if testsvcErr != nil {
 		t.Fatal(testsvcErr)
 	}
-	t.Cleanup(func() {}) // the binary is shared; the OS temp reaper or sweep removes it
 	return testsvcPath
 }
 
