@@ -106,7 +106,7 @@ func measureLatency(ctx context.Context, srv *harness.Server, sr *sizeRun, n int
 		}
 		out[via] = append(out[via], l)
 		if *verbose {
-			log.Printf("%s: %s by %s: exists %s, %s %s (answered %s)", sr.name, branch, via, fmtDur(l.exists), l.phase, fmtDur(l.provisioning), fmtDur(l.answered))
+			log.Printf("%s: %s by %s: exists %s, %s %s (answered %s)", sr.name, branch, via, harness.FmtDur(l.exists), l.phase, harness.FmtDur(l.provisioning), harness.FmtDur(l.answered))
 		}
 		// Back to the repository as it was.
 		waitSettled(ctx, c, sr.name, sr.n+1)

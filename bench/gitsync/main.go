@@ -101,7 +101,7 @@ func main() {
 	harness.Check(os.MkdirAll(gitBase, 0o755))
 	port := startDaemon(gitBase)
 
-	run := &runInfo{start: time.Now(), loadBefore: loadAvg(), machine: machine()}
+	run := &runInfo{start: time.Now(), loadBefore: harness.LoadAvg(), machine: harness.Machine([]string{"git", "--version"})}
 	srv, err := harness.Start(harness.Config{
 		Repo: repoDir, Work: work,
 		Args: []string{"--snapshot-store", "copy", "--port-range", *portRange, "--log-level", "info",
@@ -151,7 +151,7 @@ func main() {
 		}
 		sr.authors = timeAuthors(sr.bare.dir, shas)
 		log.Printf("%s: git ls-remote p50 %s (git://), %s (file://); %d × git log %s",
-			sr.name, fmtDur(pct(sr.lsGit, 50)), fmtDur(pct(sr.lsFile, 50)), sr.n, fmtDur(sr.authors))
+			sr.name, harness.FmtDur(pct(sr.lsGit, 50)), harness.FmtDur(pct(sr.lsFile, 50)), sr.n, harness.FmtDur(sr.authors))
 	}
 	// Trigger → Provisioning on the largest repository.
 	last := repos[len(repos)-1]
@@ -163,7 +163,7 @@ func main() {
 		run.file = measureFile(ctx, c, last)
 	}
 
-	run.loadAfter = loadAvg()
+	run.loadAfter = harness.LoadAvg()
 	run.end = time.Now()
 	md := report(run)
 	fmt.Print("\n" + md)
@@ -220,11 +220,11 @@ func measureSize(ctx context.Context, c *client.Client, sr *sizeRun) {
 	if got := len(repoSandboxes(ctx, c, sr.name)); got != n {
 		harness.Fatalf("%s: %d sandboxes after the first pass; want %d", sr.name, got, n)
 	}
-	log.Printf("%s: first pass created %d sandboxes: %s (server %s); waiting for them to be Ready", sr.name, n, fmtDur(p.client), fmtDur(p.server))
+	log.Printf("%s: first pass created %d sandboxes: %s (server %s); waiting for them to be Ready", sr.name, n, harness.FmtDur(p.client), harness.FmtDur(p.server))
 	waitSettled(ctx, c, sr.name, n)
 	sr.settleFirst = time.Since(t0)
 	time.Sleep(*quiet / 2) // let the launches' last writes end before measuring the CPU
-	log.Printf("%s: all %d Ready %s after the binding was added; measuring the server's CPU for %s", sr.name, n, fmtDur(sr.settleFirst), *quiet)
+	log.Printf("%s: all %d Ready %s after the binding was added; measuring the server's CPU for %s", sr.name, n, harness.FmtDur(sr.settleFirst), *quiet)
 	sr.quietCPU = cpuCores(serverPid, *quiet)
 	log.Printf("%s: the server used %.2f cores with %d sandboxes Ready and nothing triggered", sr.name, sr.quietCPU, n)
 
@@ -233,7 +233,7 @@ func measureSize(ctx context.Context, c *client.Client, sr *sizeRun) {
 		checkStatus(p, n, "idle")
 		sr.idle = append(sr.idle, p)
 	}
-	log.Printf("%s: idle pass p50 %s (server %s)", sr.name, fmtDur(pct(clientTimes(sr.idle), 50)), fmtDur(pct(serverTimes(sr.idle), 50)))
+	log.Printf("%s: idle pass p50 %s (server %s)", sr.name, harness.FmtDur(pct(clientTimes(sr.idle), 50)), harness.FmtDur(pct(serverTimes(sr.idle), 50)))
 
 	for cy := range *nCycles {
 		// A different slice of branches each cycle, spread over the list.
@@ -279,7 +279,7 @@ func measureSize(ctx context.Context, c *client.Client, sr *sizeRun) {
 		}
 		waitSettled(ctx, c, sr.name, n)
 		log.Printf("%s: cycle %d: move %s, delete %s, re-create %s (client)", sr.name, cy+1,
-			fmtDur(sr.moves[cy].client), fmtDur(sr.deletes[cy].client), fmtDur(sr.recreates[cy].client))
+			harness.FmtDur(sr.moves[cy].client), harness.FmtDur(sr.deletes[cy].client), harness.FmtDur(sr.recreates[cy].client))
 	}
 }
 
@@ -304,7 +304,7 @@ func checkStatus(p passResult, matched int, what string) {
 func syncPass(ctx context.Context, c *client.Client, name, what string) passResult {
 	p := timePass(ctx, c, name, func() error { _, err := c.SyncRepo(ctx, name); return err })
 	if *verbose {
-		log.Printf("%s: %s pass: %s (server %s), %d branches, %d matched", name, what, fmtDur(p.client), fmtDur(p.server), p.status.Branches, p.status.Matched)
+		log.Printf("%s: %s pass: %s (server %s), %d branches, %d matched", name, what, harness.FmtDur(p.client), harness.FmtDur(p.server), p.status.Branches, p.status.Matched)
 	}
 	return p
 }
@@ -465,7 +465,7 @@ func measureFile(ctx context.Context, c *client.Client, sr *sizeRun) *fileRun {
 	})
 	checkStatus(p, sr.n, "first (file://)")
 	fr.first = append(fr.first, p)
-	log.Printf("%s: first pass created %d sandboxes: %s (server %s); waiting for them to be Ready", name, sr.n, fmtDur(p.client), fmtDur(p.server))
+	log.Printf("%s: first pass created %d sandboxes: %s (server %s); waiting for them to be Ready", name, sr.n, harness.FmtDur(p.client), harness.FmtDur(p.server))
 	waitSettled(ctx, c, name, sr.n)
 	fr.crowd = countSandboxes(ctx, c)
 	time.Sleep(*quiet)
@@ -479,7 +479,7 @@ func measureFile(ctx context.Context, c *client.Client, sr *sizeRun) *fileRun {
 		fr.moves = append(fr.moves, syncPass(ctx, c, name, "move"))
 		waitSettled(ctx, c, name, sr.n)
 	}
-	log.Printf("%s: idle pass p50 %s, move pass p50 %s", name, fmtDur(pct(clientTimes(fr.idle), 50)), fmtDur(pct(clientTimes(fr.moves), 50)))
+	log.Printf("%s: idle pass p50 %s, move pass p50 %s", name, harness.FmtDur(pct(clientTimes(fr.idle), 50)), harness.FmtDur(pct(clientTimes(fr.moves), 50)))
 	return fr
 }
 

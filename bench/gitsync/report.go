@@ -3,10 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"sort"
 	"strings"
 	"time"
+
+	"sandpit.dev/sandpit/bench/internal/harness"
 )
 
 // runInfo is everything one run measured.
@@ -37,7 +38,7 @@ func report(r *runInfo) string {
 			}
 			c, s := clientTimes(ps), serverTimes(ps)
 			w("| %d branches | %s | %d | %s | %s | %s | %s | %d |\n", sr.n, what, changes,
-				fmtDur(pct(c, 50)), fmtDur(pct(c, 95)), fmtDur(pct(s, 50)), fmtDur(pct(s, 95)), len(ps))
+				harness.FmtDur(pct(c, 50)), harness.FmtDur(pct(c, 95)), harness.FmtDur(pct(s, 50)), harness.FmtDur(pct(s, 95)), len(ps))
 		}
 		row("**first: creates a sandbox per branch**", sr.n, sr.first)
 		row("idle (nothing changed)", 0, sr.idle)
@@ -52,7 +53,7 @@ func report(r *runInfo) string {
 		row := func(what string, changes int, ps []passResult) {
 			c, s := clientTimes(ps), serverTimes(ps)
 			w("| %d branches, **file://** binding | %s | %d | %s | %s | %s | %s | %d |\n", f.n, what, changes,
-				fmtDur(pct(c, 50)), fmtDur(pct(c, 95)), fmtDur(pct(s, 50)), fmtDur(pct(s, 95)), len(ps))
+				harness.FmtDur(pct(c, 50)), harness.FmtDur(pct(c, 95)), harness.FmtDur(pct(s, 50)), harness.FmtDur(pct(s, 95)), len(ps))
 		}
 		row("**first: creates a sandbox per branch**", f.n, f.first)
 		row(fmt.Sprintf("idle, with %d sandboxes on the server", f.crowd), 0, f.idle)
@@ -61,14 +62,14 @@ func report(r *runInfo) string {
 	w("\n| remote | `git ls-remote --heads` git:// p50 | p95 | git:// protocol v0 p50 | p95 | file:// p50 | p95 | n | `git log -1` per branch (file:// bindings), all branches |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, sr := range r.sizes {
 		w("| %d branches | %s | %s | %s | %s | %s | %s | %d | %s (%s each) |\n", sr.n,
-			fmtDur(pct(sr.lsGit, 50)), fmtDur(pct(sr.lsGit, 95)), fmtDur(pct(sr.lsGitV0, 50)), fmtDur(pct(sr.lsGitV0, 95)),
-			fmtDur(pct(sr.lsFile, 50)), fmtDur(pct(sr.lsFile, 95)), len(sr.lsGit),
-			fmtDur(sr.authors), fmtDur(sr.authors/time.Duration(max(1, sr.n))))
+			harness.FmtDur(pct(sr.lsGit, 50)), harness.FmtDur(pct(sr.lsGit, 95)), harness.FmtDur(pct(sr.lsGitV0, 50)), harness.FmtDur(pct(sr.lsGitV0, 95)),
+			harness.FmtDur(pct(sr.lsFile, 50)), harness.FmtDur(pct(sr.lsFile, 95)), len(sr.lsGit),
+			harness.FmtDur(sr.authors), harness.FmtDur(sr.authors/time.Duration(max(1, sr.n))))
 	}
 	w("\n")
 	for _, sr := range r.sizes {
 		w("- %d branches: binding added → all %d sandboxes Ready: %s (launches of `sleep`, not part of the pass); then, nothing triggered, the server used %.2f cores over %s.\n",
-			sr.n, sr.n, fmtDur(sr.settleFirst), sr.quietCPU, *quiet)
+			sr.n, sr.n, harness.FmtDur(sr.settleFirst), sr.quietCPU, *quiet)
 	}
 	if len(r.hooks) > 0 {
 		w("\nA new branch pushed to the %d-branch repository, then a trigger; the client polls the branch's sandbox every %s. ", r.hookRepo.n, *poll)
@@ -90,7 +91,7 @@ func report(r *runInfo) string {
 				phases[l.phase]++
 			}
 			row := func(what string, v []time.Duration) {
-				w("| %s | %s | %s | %s | %d |\n", via, what, fmtDur(pct(v, 50)), fmtDur(pct(v, 95)), len(v))
+				w("| %s | %s | %s | %s | %d |\n", via, what, harness.FmtDur(pct(v, 50)), harness.FmtDur(pct(v, 95)), len(v))
 			}
 			row("request → 202 answer", ans)
 			row("request → sandbox's `created_at` (server's clock)", cr)
@@ -125,55 +126,6 @@ func serverTimes(ps []passResult) []time.Duration {
 		out = append(out, p.server)
 	}
 	return out
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func machine() string {
-	var parts []string
-	if out, err := exec.Command("nproc").Output(); err == nil {
-		parts = append(parts, strings.TrimSpace(string(out))+" vCPUs")
-	}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				parts = append(parts, strings.TrimSpace(v))
-				break
-			}
-		}
-	}
-	if out, err := exec.Command("uname", "-r").Output(); err == nil {
-		parts = append(parts, "Linux "+strings.TrimSpace(string(out)))
-	}
-	if out, err := exec.Command("go", "env", "GOVERSION").Output(); err == nil {
-		parts = append(parts, strings.TrimSpace(string(out)))
-	}
-	if out, err := exec.Command("git", "--version").Output(); err == nil {
-		parts = append(parts, strings.TrimSpace(string(out)))
-	}
-	return strings.Join(parts, ", ")
-}
-
-func fmtDur(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "0"
-	case d < 10*time.Millisecond:
-		return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000)
-	case d < time.Second:
-		return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
-	}
-	return fmt.Sprintf("%.2f s", d.Seconds())
 }
 
 // pct is the nearest-rank percentile p (0–100) of v: with 20 values p95 is

@@ -29,7 +29,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -93,7 +92,7 @@ func main() {
 	if !*keepDir {
 		harness.AtExit(func() { _ = os.RemoveAll(work) })
 	}
-	run := &runInfo{start: time.Now(), loadBefore: loadAvg(), machine: machine()}
+	run := &runInfo{start: time.Now(), loadBefore: harness.LoadAvg(), machine: harness.Machine([]string{"/usr/lib/postgresql/15/bin/postgres", "--version"})}
 	srv, err := startServer(repoDir, work)
 	harness.Check(err)
 	log.Printf("server up (data %s, log %s)", srv.Data, srv.LogPath)
@@ -111,7 +110,7 @@ func main() {
 	harness.Check(err)
 	log.Printf("warm-up: one launch (builds the example as user sandpit; the first time on a machine this downloads and compiles its modules)")
 	w := launch(ctx, srv, "warmup", true)
-	log.Printf("warm-up: Ready in %s", fmtDur(w.ready))
+	log.Printf("warm-up: Ready in %s", harness.FmtDur(w.ready))
 	deleteAndWait(ctx, c, "warmup")
 
 	// Cold launches: the baseline of a wake.
@@ -120,7 +119,7 @@ func main() {
 			name := fmt.Sprintf("cold-%d", i)
 			l := launch(ctx, srv, name, true)
 			run.cold = append(run.cold, l)
-			log.Printf("cold %d: Ready %s, first byte %s (server total %s)", i+1, fmtDur(l.ready), fmtDur(l.firstByte), fmtDur(ms(l.sb.Status.Timing.TotalMS)))
+			log.Printf("cold %d: Ready %s, first byte %s (server total %s)", i+1, harness.FmtDur(l.ready), harness.FmtDur(l.firstByte), harness.FmtDur(ms(l.sb.Status.Timing.TotalMS)))
 			deleteAndWait(ctx, c, name)
 		}
 	})
@@ -151,7 +150,7 @@ func main() {
 	}
 	run.ours, run.others = whole.read()
 
-	run.loadAfter = loadAvg()
+	run.loadAfter = harness.LoadAvg()
 	run.end = time.Now()
 	md := report(run)
 	fmt.Print("\n" + md)
@@ -185,7 +184,7 @@ func poolClaims(ctx context.Context, srv *server, run *runInfo) {
 			name := fmt.Sprintf("fresh-%d", i)
 			l := launch(ctx, srv, name, true)
 			run.fresh = append(run.fresh, l)
-			log.Printf("fresh %d (no_pool): Ready %s, first byte %s", i+1, fmtDur(l.ready), fmtDur(l.firstByte))
+			log.Printf("fresh %d (no_pool): Ready %s, first byte %s", i+1, harness.FmtDur(l.ready), harness.FmtDur(l.firstByte))
 			deleteAndWait(ctx, c, name)
 		}
 	}
@@ -396,59 +395,7 @@ func verifyClean(node, work string) {
 	}
 }
 
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func machine() string {
-	var parts []string
-	if out, err := exec.Command("nproc").Output(); err == nil {
-		parts = append(parts, strings.TrimSpace(string(out))+" vCPUs")
-	}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				parts = append(parts, strings.TrimSpace(v))
-				break
-			}
-		}
-	}
-	if n, err := kbField("/proc/meminfo", "MemTotal"); err == nil {
-		parts = append(parts, fmt.Sprintf("%.0f GiB", float64(n)/(1<<30)))
-	}
-	if out, err := exec.Command("uname", "-r").Output(); err == nil {
-		parts = append(parts, "Linux "+strings.TrimSpace(string(out)))
-	}
-	if out, err := exec.Command("go", "env", "GOVERSION").Output(); err == nil {
-		parts = append(parts, strings.TrimSpace(string(out)))
-	}
-	if out, err := exec.Command("/usr/lib/postgresql/15/bin/postgres", "--version").Output(); err == nil {
-		parts = append(parts, strings.TrimSpace(string(out)))
-	}
-	return strings.Join(parts, ", ")
-}
-
 func ms(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
-
-func fmtDur(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "0"
-	case d < 10*time.Millisecond:
-		return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000)
-	case d < time.Second:
-		return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
-	}
-	return fmt.Sprintf("%.2f s", d.Seconds())
-}
 
 // pct is the nearest-rank percentile p (0–100) of v: with 20 values p95 is
 // the 19th smallest, with 5 it is the largest.

@@ -79,12 +79,12 @@ func (tl timeline) log(what string) {
 	for _, ev := range tl.events {
 		extra := ""
 		if ev.DurationMS > 0 {
-			extra = fmt.Sprintf(" (%s)", fmtDur(ms(ev.DurationMS)))
+			extra = fmt.Sprintf(" (%s)", harness.FmtDur(ms(ev.DurationMS)))
 		}
-		log.Printf("    %9s  %-15s %-22s %s%s", fmtDur(ev.Time.Sub(tl.t0)), ev.Reason, ev.Stage, ev.Message, extra)
+		log.Printf("    %9s  %-15s %-22s %s%s", harness.FmtDur(ev.Time.Sub(tl.t0)), ev.Reason, ev.Stage, ev.Message, extra)
 	}
 	for _, s := range tl.spans {
-		log.Printf("    stage %-22s %-9s %9s → %9s  (%s)", s.name, s.state, fmtDur(s.from), fmtDur(s.to), fmtDur(s.to-s.from))
+		log.Printf("    stage %-22s %-9s %9s → %9s  (%s)", s.name, s.state, harness.FmtDur(s.from), harness.FmtDur(s.to), harness.FmtDur(s.to-s.from))
 	}
 }
 
@@ -103,7 +103,7 @@ func logServiceLines(ctx context.Context, c *client.Client, name string, t0 time
 		return
 	}
 	for _, l := range lines {
-		log.Printf("    %9s  log %-4s %.160s", fmtDur(l.Time.Sub(t0)), l.Service, l.Text)
+		log.Printf("    %9s  log %-4s %.160s", harness.FmtDur(l.Time.Sub(t0)), l.Service, l.Text)
 	}
 }
 
@@ -123,7 +123,7 @@ type wakeResult struct {
 func measureWakes(ctx context.Context, srv *server, name string, n int) []wakeResult {
 	c := srv.Client
 	l := launch(ctx, srv, name, true)
-	log.Printf("wake sandbox %s Ready in %s", name, fmtDur(l.ready))
+	log.Printf("wake sandbox %s Ready in %s", name, harness.FmtDur(l.ready))
 	evs, err := c.Events(ctx, name, 0)
 	harness.Check(err)
 	var seq int64
@@ -161,7 +161,7 @@ func measureWakes(ctx context.Context, srv *server, name string, n int) []wakeRe
 		w.tl.marks["first byte at the client"] = w.ttfb
 		out = append(out, w)
 		log.Printf("wake %d: first byte %s (HTTP %d, page names the sandbox: %v), server resume %s, phase now %s",
-			i+1, fmtDur(w.ttfb), w.status, w.nameOK, fmtDur(w.took), sb.Status.Phase)
+			i+1, harness.FmtDur(w.ttfb), w.status, w.nameOK, harness.FmtDur(w.took), sb.Status.Phase)
 		if w.status != 200 || !w.nameOK {
 			log.Printf("WARNING: wake %d answered %d: %.300s", i+1, h.status, h.body)
 		}
@@ -207,7 +207,7 @@ func claim(ctx context.Context, srv *server, name string, version int, poolPhase
 		r.refill = time.Since(l.t0)
 	}
 	log.Printf("%s: claimed %v, answered %s, Ready %s, first byte %s (HTTP %d, page names it: %v); pool refilled after %s",
-		name, l.claimed, fmtDur(l.answered), fmtDur(l.ready), fmtDur(l.firstByte), l.status, l.nameOK, fmtDur(r.refill))
+		name, l.claimed, harness.FmtDur(l.answered), harness.FmtDur(l.ready), harness.FmtDur(l.firstByte), l.status, l.nameOK, harness.FmtDur(r.refill))
 	if *verbose {
 		r.tl.log(name)
 		logServiceLines(ctx, c, name, l.t0)
@@ -275,7 +275,7 @@ func measureMemory(ctx context.Context, srv *server, n int) *memResult {
 		ids[sb.ID] = true
 	}
 	res.readyAll = time.Since(t0)
-	log.Printf("memory: %d sandboxes Ready %s after they were created at once", n, fmtDur(res.readyAll))
+	log.Printf("memory: %d sandboxes Ready %s after they were created at once", n, harness.FmtDur(res.readyAll))
 	for _, name := range names {
 		h, err := srv.proxyGet(ctx, name)
 		harness.Check(err)

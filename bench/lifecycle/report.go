@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"sandpit.dev/sandpit/bench/internal/harness"
 )
 
 // report renders the run as Markdown.
@@ -31,14 +33,14 @@ func report(r *runInfo) string {
 		}
 		t, verdict := "", ""
 		if target > 0 {
-			t = "p50 < " + fmtDur(target)
+			t = "p50 < " + harness.FmtDur(target)
 			if pct(v, 50) < target {
 				verdict = "**PASS**"
 			} else {
 				verdict = "**MISSED**"
 			}
 		}
-		p("| %s | %s | %s | %d | %s | %s |\n", name, fmtDur(pct(v, 50)), fmtDur(pct(v, 95)), len(v), t, verdict)
+		p("| %s | %s | %s | %d | %s | %s |\n", name, harness.FmtDur(pct(v, 50)), harness.FmtDur(pct(v, 95)), len(v), t, verdict)
 	}
 	wakes := func(get func(wakeResult) time.Duration) []time.Duration {
 		var v []time.Duration
@@ -143,7 +145,7 @@ func report(r *runInfo) string {
 			parts = append(parts, fmt.Sprintf("%s %s in %d", u, mib(m.running.perUnitPSS[u]), m.running.perUnitProc[u]))
 		}
 		p("Running, PSS by unit (command) and process count: %s. All %d became Ready %s after being created at once; suspending one took %s (p50, `Suspended` event).\n\n",
-			strings.Join(parts, "; "), m.n, fmtDur(m.readyAll), fmtDur(pct(m.suspendTook, 50)))
+			strings.Join(parts, "; "), m.n, harness.FmtDur(m.readyAll), harness.FmtDur(pct(m.suspendTook, 50)))
 	}
 
 	if len(r.wakes) > 0 {
@@ -258,7 +260,7 @@ func timelineTable(tls []timeline) string {
 			sort.Strings(st)
 			name += " (" + strings.Join(st, ", ") + ")"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d |\n", name, fmtSigned(pct(r.from, 50)), fmtSigned(pct(r.to, 50)), fmtDur(pct(d, 50)), r.count)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d |\n", name, fmtSigned(pct(r.from, 50)), fmtSigned(pct(r.to, 50)), harness.FmtDur(pct(d, 50)), r.count)
 	}
 	return b.String()
 }
@@ -267,7 +269,7 @@ func timelineTable(tls []timeline) string {
 // client's request when the server's clock is read earlier).
 func fmtSigned(d time.Duration) string {
 	if d < 0 {
-		return "−" + fmtDur(-d)
+		return "−" + harness.FmtDur(-d)
 	}
-	return fmtDur(d)
+	return harness.FmtDur(d)
 }

@@ -139,34 +139,7 @@ func launchName(tmpl, ref string, set map[string]string) string {
 	for _, k := range keys {
 		fmt.Fprintf(h, "%s=%s\x00", k, set[k])
 	}
-	suffix := "-" + hex.EncodeToString(h.Sum(nil))[:6]
-	base := launchSlug(tmpl + "-" + ref)
-	if base == "" || base[0] < 'a' || base[0] > 'z' {
-		base = "l-" + base
-	}
-	if room := sandbox.MaxNameLength - len(suffix); len(base) > room {
-		base = base[:room]
-	}
-	return strings.TrimRight(base, "-") + suffix
-}
-
-// launchSlug keeps lowercase letters and digits and turns every run of
-// anything else into one '-'.
-func launchSlug(s string) string {
-	var b strings.Builder
-	dash := false
-	for _, r := range strings.ToLower(s) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			if dash && b.Len() > 0 {
-				b.WriteByte('-')
-			}
-			dash = false
-			b.WriteRune(r)
-			continue
-		}
-		dash = true
-	}
-	return b.String()
+	return sandbox.SuffixedName(tmpl+"-"+ref, "l", hex.EncodeToString(h.Sum(nil))[:6])
 }
 
 var launchTmpl = template.Must(template.New("launch").Parse(`<!doctype html>

@@ -166,38 +166,7 @@ func ciSandboxName(tmpl, ref string) string {
 	for i, c := range b {
 		suffix[i] = alphabet[int(c)%len(alphabet)]
 	}
-	base := slug(tmpl + "-" + ref)
-	if base == "" || base[0] < 'a' || base[0] > 'z' {
-		base = strings.Trim("ci-"+base, "-")
-	}
-	return truncateName(base, sandbox.MaxNameLength-len(suffix)-1) + "-" + string(suffix)
-}
-
-// slug lower-cases s and turns every run of other characters than letters
-// and digits into one '-'.
-func slug(s string) string {
-	var b strings.Builder
-	dash := false
-	for _, r := range strings.ToLower(s) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			if dash && b.Len() > 0 {
-				b.WriteByte('-')
-			}
-			b.WriteRune(r)
-			dash = false
-			continue
-		}
-		dash = true
-	}
-	return b.String()
-}
-
-// truncateName cuts a slug to n characters without a trailing '-'.
-func truncateName(s string, n int) string {
-	if len(s) > n {
-		s = s[:n]
-	}
-	return strings.TrimRight(s, "-")
+	return sandbox.SuffixedName(tmpl+"-"+ref, "ci", string(suffix))
 }
 
 // ciRun is one `sandpit ci run`.

@@ -510,7 +510,7 @@ func lifecycleLines(sb *client.Sandbox, now time.Time) [][2]string {
 			}
 			add("Keep failed", v)
 		case st.Phase == sandbox.PhaseSuspended && lc.SuspendedRetention > 0 && sp.Pool == "":
-			v = "after " + short(lc.SuspendedRetention.D()) + " suspended (server)"
+			v = "after " + sandbox.ShortDuration(lc.SuspendedRetention.D()) + " suspended (server)"
 			if d.DeleteAt != nil {
 				v += ", deleted " + at(*d.DeleteAt, now)
 			} else if pinned {
@@ -566,7 +566,7 @@ func lifecycleLines(sb *client.Sandbox, now time.Time) [][2]string {
 func setting(v sandbox.Duration, from, zero string) string {
 	s := zero
 	if v > 0 {
-		s = short(v.D())
+		s = sandbox.ShortDuration(v.D())
 	} else if from == "" || from == "default" {
 		return s
 	}
@@ -576,17 +576,6 @@ func setting(v sandbox.Duration, from, zero string) string {
 	return s
 }
 
-// short formats a setting without trailing zero units: 30m, 1h30m, 72h.
-func short(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
-}
 
 // at formats a moment the lifecycle acts: "2026-11-23 14:00 UTC (in 24h)".
 // UTC, so that people in different places read the same deadline.

@@ -179,7 +179,7 @@ func Evaluate(sb *sandbox.Sandbox, lc sandbox.Lifecycle, lastActive time.Time, n
 			at := idleBase(sb, lastActive).Add(lc.IdleSuspend.D())
 			d.Deadlines.SuspendAt = &at
 			if !now.Before(at) {
-				d.Action, d.Reason = Suspend, "idle for "+human(lc.IdleSuspend.D())
+				d.Action, d.Reason = Suspend, "idle for "+sandbox.ShortDuration(lc.IdleSuspend.D())
 			} else {
 				d.next(at)
 			}
@@ -345,14 +345,3 @@ func CheckPin(p Policy, user string, sbs []*sandbox.Sandbox) error {
 	return nil
 }
 
-// human formats a duration without trailing zero units: 30m, 1h30m, 72h.
-func human(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
-}

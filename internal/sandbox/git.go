@@ -92,14 +92,6 @@ func names(slug, key string) (plain, hashed string) {
 	if slug != "" && (slug[0] < '0' || slug[0] > '9') && len(slug) <= MaxNameLength {
 		plain = slug
 	}
-	base := slug
-	if base == "" || (base[0] >= '0' && base[0] <= '9') {
-		base = "b-" + base
-	}
 	sum := sha256.Sum256([]byte(key))
-	suffix := "-" + hex.EncodeToString(sum[:])[:nameHashLen]
-	if len(base)+len(suffix) > MaxNameLength {
-		base = strings.TrimRight(base[:MaxNameLength-len(suffix)], "-")
-	}
-	return plain, strings.TrimRight(base, "-") + suffix
+	return plain, SuffixedName(slug, "b", hex.EncodeToString(sum[:])[:nameHashLen])
 }

@@ -74,3 +74,23 @@ func TestPRNames(t *testing.T) {
 		t.Errorf("two repositories' PR 123 share hashed name %q", h)
 	}
 }
+
+func TestSuffixedName(t *testing.T) {
+	long := strings.Repeat("abc-", 20)
+	for _, tc := range []struct{ text, prefix, suffix, want string }{
+		{"shop-main", "ci", "x1y2z", "shop-main-x1y2z"},
+		{"Shop/Feature_Login", "ci", "abcde", "shop-feature-login-abcde"},
+		{"", "b", "0123abcd", "b-0123abcd"},
+		{"123-fix", "b", "0123abcd", "b-123-fix-0123abcd"},
+		{"--", "l", "abcdef", "l-abcdef"},
+		{long, "l", "abcdef", "abc-abc-abc-abc-abc-abc-abc-abc-a-abcdef"},
+	} {
+		got := SuffixedName(tc.text, tc.prefix, tc.suffix)
+		if got != tc.want {
+			t.Errorf("SuffixedName(%q, %q, %q) = %q, want %q", tc.text, tc.prefix, tc.suffix, got, tc.want)
+		}
+		if err := ValidateSandboxName(got); err != nil {
+			t.Errorf("SuffixedName(%q) = %q: %v", tc.text, got, err)
+		}
+	}
+}

@@ -37,3 +37,18 @@ func ValidateName(kind, name string, max int) error {
 
 // ValidateSandboxName checks a sandbox name.
 func ValidateSandboxName(name string) error { return ValidateName("sandbox", name, MaxNameLength) }
+
+// SuffixedName makes a valid sandbox name from free text (a branch, a
+// template and ref) and a suffix of lowercase letters and digits (a hash,
+// a random tag): the text's Slug — behind prefix when it would not start
+// with a letter — cut so that "-" and the suffix fit in MaxNameLength.
+func SuffixedName(text, prefix, suffix string) string {
+	base := Slug(text)
+	if base == "" || base[0] < 'a' || base[0] > 'z' {
+		base = Slug(prefix + "-" + base)
+	}
+	if room := MaxNameLength - len(suffix) - 1; len(base) > room {
+		base = strings.TrimRight(base[:room], "-")
+	}
+	return base + "-" + suffix
+}
