@@ -448,3 +448,19 @@ func (c *Client) WaitFor(ctx context.Context, name string, every time.Duration, 
 		}
 	}
 }
+
+// RenderSandbox returns the objects the sandbox is made of as multi-document
+// YAML (runtimes that have such objects: kubernetes), secrets redacted.
+func (c *Client) RenderSandbox(ctx context.Context, name string) ([]byte, error) {
+	req, err := c.newRequest(ctx, "GET", "/api/v1/sandboxes/"+url.PathEscape(name)+"/render", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/yaml")
+	resp, err := c.send(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}

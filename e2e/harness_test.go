@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"sandpit.dev/sandpit/client"
+	"sandpit.dev/sandpit/internal/kubetest"
+	"sandpit.dev/sandpit/internal/pgtest"
 )
 
 var (
@@ -53,7 +55,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	portBase.Store(61000) // above the ephemeral range and the ranges unit tests use (21000-28999, 30000-59999)
-	code := m.Run()
+	// Run the tests, then stop the shared test clusters (Kubernetes, then
+	// PostgreSQL) that started.
+	code := pgtest.Main(func() int { return kubetest.Main(m) })
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -94,6 +98,8 @@ type server struct {
 	logPath string
 	token   string
 	client  *client.Client
+	// args are added to every start (runtime, store, leader election).
+	args []string
 }
 
 func freePort(t *testing.T) int {
@@ -106,7 +112,7 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func newServer(t *testing.T) *server {
+func newServer(t *testing.T, extraArgs ...string) *server {
 	t.Helper()
 	requireTools(t)
 	dir, err := os.MkdirTemp("/var/tmp", "sandpit-e2e-")
@@ -122,6 +128,7 @@ func newServer(t *testing.T) *server {
 		proxy:   "127.0.0.1:" + strconv.Itoa(freePort(t)),
 		ports:   fmt.Sprintf("%d-%d", lo, lo+499),
 		logPath: filepath.Join(dir, "server.log"),
+		args:    extraArgs,
 	}
 	t.Cleanup(func() {
 		s.cleanupAll()
@@ -159,6 +166,7 @@ func (s *server) start() {
 	s.cmd = exec.Command(binary, "serve", "--data-dir", s.dataDir, "--listen", s.api, "--proxy-listen", s.proxy,
 		"--home-dir", sharedHome, "--port-range", s.ports, "--stop-timeout", "3s", "--log-level", "debug",
 		"--snapshot-image-size", "8G")
+	s.cmd.Args = append(s.cmd.Args, s.args...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	s.cmd.Env = os.Environ()
 	if err := s.cmd.Start(); err != nil {
@@ -184,7 +192,13 @@ func (s *server) start() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	tok, err := os.ReadFile(filepath.Join(s.dataDir, "admin.token"))
+	tokenFile := filepath.Join(s.dataDir, "admin.token")
+	for i, a := range s.args {
+		if a == "--token-file" && i+1 < len(s.args) {
+			tokenFile = s.args[i+1]
+		}
+	}
+	tok, err := os.ReadFile(tokenFile)
 	if err != nil {
 		s.t.Fatal(err)
 	}

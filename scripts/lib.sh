@@ -30,8 +30,37 @@ install_runtime_deps() {
 }
 
 # install_test_deps: what the tests need beyond the runtime: xfsprogs to
-# test the snapshot store's reflink method on a real XFS filesystem.
+# test the snapshot store's reflink method on a real XFS filesystem, and a
+# Kubernetes control plane for the kube runtime (install_kube_tools).
 install_test_deps() {
 	install_runtime_deps
 	apt_install xfsprogs
+	install_kube_tools
+}
+
+# install_kube_tools: a real Kubernetes control plane for the kube runtime's
+# tests and bench/kube: etcd from Debian, and kube-apiserver,
+# kube-controller-manager, kube-scheduler and kubectl built from
+# k8s.io/kubernetes at the version tools/kube pins (about 4-8 minutes cold
+# on 2 cores, then cached), plus kwok to play the kubelet of a fake node.
+# The binaries go to $SANDPIT_KUBE_BIN (default /var/tmp/sandpit-kube/<version>),
+# which is checked first, so later runs take no time.
+KUBE_VERSION=v1.31.4
+KWOK_VERSION=v0.6.1
+install_kube_tools() {
+	apt_install etcd-server
+	local bin=${SANDPIT_KUBE_BIN:-/var/tmp/sandpit-kube/$KUBE_VERSION}
+	mkdir -p "$bin"
+	local missing=()
+	for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+		[ -x "$bin/$c" ] || missing+=("k8s.io/kubernetes/cmd/$c")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "==> building ${missing[*]##*/} $KUBE_VERSION into $bin (minutes the first time)" >&2
+		(cd tools/kube && go build -o "$bin/" "${missing[@]}")
+	fi
+	if [ ! -x "$bin/kwok" ]; then
+		echo "==> building kwok $KWOK_VERSION into $bin" >&2
+		GOBIN=$bin go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+	fi
 }

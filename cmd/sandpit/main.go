@@ -57,6 +57,16 @@ removes sandboxes, and the endpoint proxy that serves each sandbox's endpoints
 at <endpoint>--<sandbox>.<domain>. The embedded default needs nothing else:
 state goes to SQLite in the data dir and sandboxes run as local processes.
 
+--store (or $SANDPIT_STORE) puts the state in a PostgreSQL database instead,
+one that two or more replicas of the server can share:
+
+  export SANDPIT_STORE='postgres://sandpit@db.example.com:5432/sandpit?sslmode=require'
+  export PGPASSWORD=...    # or a ~/.pgpass file; keeps it out of ps and logs
+  sandpit serve
+
+The role needs to create tables (make it the database's owner); the server
+applies its migrations on start. Logs show the URL with the password redacted.
+
 On first start it writes an admin token to <data-dir>/admin.token (mode 0600);
 clients send it as a bearer token (the CLI reads it from there, or from
 $SANDPIT_TOKEN). When run as root, services and databases run as an
@@ -86,6 +96,11 @@ interrupted.`,
 				return err
 			}
 			cfg.ShimCommand = []string{exe, "shim"}
+			if !cmd.Flags().Changed("store") {
+				// Read here, not as the flag's default, so that --help
+				// never prints a URL that may hold a password.
+				cfg.Store = os.Getenv("SANDPIT_STORE")
+			}
 			server.TuneRuntime()
 			cfg.Logger = log
 			cfg.Version = version
@@ -94,6 +109,7 @@ interrupted.`,
 	}
 	f := c.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", cli.DefaultDataDir(), "where state, sandboxes and the admin token live ($SANDPIT_DATA_DIR)")
+	f.StringVar(&cfg.Store, "store", "", "where state lives: sqlite (the default: <data-dir>/sandpit.db) or a PostgreSQL URL replicas can share, e.g. postgres://sandpit@db.example.com:5432/sandpit?sslmode=require ($SANDPIT_STORE; pass the password in $PGPASSWORD or ~/.pgpass, not here)")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:7700", "API address")
 	f.StringVar(&cfg.ProxyListen, "proxy-listen", "127.0.0.1:7701", "endpoint proxy address")
 	f.StringVar(&cfg.Domain, "domain", "localhost", "base domain of endpoint hosts (<endpoint>--<sandbox>.<domain>); *.localhost resolves to loopback in browsers")
@@ -113,6 +129,14 @@ interrupted.`,
 	f.StringVar(&cfg.GitHubAPIURL, "github-api-url", "https://api.github.com", "GitHub REST API base URL (GitHub Enterprise Server: https://HOST/api/v3)")
 	f.StringVar(&cfg.GitHubTokenFile, "github-token-file", "", "file with the GitHub token used to list pull requests and comment on them (read once at start; without it pull requests come from webhooks only)")
 	f.IntVar(&cfg.Lifecycle.MaxRunningPerUser, "max-running-per-user", 0, "running (not suspended or failed) sandboxes allowed per user (0: no limit)")
+	f.StringVar(&cfg.Runtime, "runtime", "local", "where sandboxes run: local (processes on this host) or kubernetes (a namespace per sandbox on the cluster --kubeconfig names, or the one the server runs in)")
+	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster for --runtime kubernetes and --leader-elect (default $KUBECONFIG, else the pod's service account)")
+	f.StringVar(&cfg.KubeInstance, "kube-instance", "sandpit", "name of this installation on the cluster: labels its namespaces, so that several installations can share a cluster without deleting each other's")
+	f.StringVar(&cfg.KubeNamespacePrefix, "kube-namespace-prefix", "sandpit-", "start of every sandbox namespace's name (the sandbox id follows)")
+	f.StringSliceVar(&cfg.KubeAllowClusterKinds, "kube-allow-cluster-kind", nil, "cluster-scoped kind templates may create, as Kind.group, e.g. ClusterRole.rbac.authorization.k8s.io (repeatable; others are refused)")
+	f.BoolVar(&cfg.LeaderElect, "leader-elect", false, "run as one of several replicas sharing a --store: they elect, with a Kubernetes Lease, the one that reconciles; the others serve the API and the proxy")
+	f.StringVar(&cfg.LeaderElectNamespace, "leader-elect-namespace", "", "namespace of the leader Lease (default $POD_NAMESPACE, else default)")
+	f.StringVar(&cfg.TokenFile, "token-file", "", "read the admin token from this file (replicas share one, e.g. from a Secret) instead of <data-dir>/admin.token")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return c

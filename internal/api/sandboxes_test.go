@@ -57,6 +57,9 @@ func TestSandboxes(t *testing.T) {
 		{"list_by_unknown_template", get("/api/v1/sandboxes?template=other"), 200},
 		{"list_by_phase_none", get("/api/v1/sandboxes?phase=Failed"), 200},
 		{"list_bad_phase", get("/api/v1/sandboxes?phase=Running"), 400},
+		// The local runtime has no manifests: render says where it works.
+		{"render_local", get("/api/v1/sandboxes/demo/render"), 501},
+		{"render_unknown", get("/api/v1/sandboxes/zzz/render"), 404},
 	})
 	t.Run("list", func(t *testing.T) {
 		for _, q := range []string{"", "?phase=ready", "?phase=Ready&template=idle"} {

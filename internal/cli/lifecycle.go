@@ -576,7 +576,6 @@ func setting(v sandbox.Duration, from, zero string) string {
 	return s
 }
 
-
 // at formats a moment the lifecycle acts: "2026-11-23 14:00 UTC (in 24h)".
 // UTC, so that people in different places read the same deadline.
 func at(t, now time.Time) string {

@@ -344,4 +344,3 @@ func CheckPin(p Policy, user string, sbs []*sandbox.Sandbox) error {
 	}
 	return nil
 }
-

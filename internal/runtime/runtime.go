@@ -250,3 +250,10 @@ type Snapshotter interface {
 	// finished or not, so leftovers of a crash can be removed.
 	SnapshotIDs(ctx context.Context) ([]string, error)
 }
+
+// Renderer is the optional capability to show, for review, the objects a
+// sandbox is made of (the kubernetes runtime's final manifests), exactly as
+// they would be applied but with secret values redacted.
+type Renderer interface {
+	RenderYAML(ctx context.Context, inst *Instance) ([]byte, error)
+}

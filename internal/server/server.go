@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,12 +28,12 @@ import (
 	"sandpit.dev/sandpit/internal/notify"
 	"sandpit.dev/sandpit/internal/proxy"
 	"sandpit.dev/sandpit/internal/reconcile"
+	"sandpit.dev/sandpit/internal/runtime"
 	"sandpit.dev/sandpit/internal/runtime/local"
 	"sandpit.dev/sandpit/internal/runtime/local/proc"
 	"sandpit.dev/sandpit/internal/sandbox"
 	"sandpit.dev/sandpit/internal/snapshot"
 	"sandpit.dev/sandpit/internal/store"
-	"sandpit.dev/sandpit/internal/store/sqlite"
 )
 
 // Config is `sandpit serve`'s configuration.
@@ -53,6 +54,9 @@ type Config struct {
 	// SnapshotImageSize is the size of the btrfs image created when the
 	// data dir is not btrfs (0: 80% of the free space, sparse).
 	SnapshotImageSize int64
+	// Store is where state lives: "" or "sqlite" for <DataDir>/sandpit.db,
+	// or a postgres:// URL that several servers may share (see openStore).
+	Store string
 	// ResourceClasses are the resource classes templates may name (nil:
 	// local.DefaultResourceClasses).
 	ResourceClasses map[string]local.ResourceClass
@@ -71,6 +75,31 @@ type Config struct {
 	// or returned. Empty: pull requests come from webhooks only, and
 	// nothing is reported.
 	GitHubTokenFile string
+	// Runtime is where sandboxes run: "local" (the default) or
+	// "kubernetes" (a namespace per sandbox, on the cluster Kubeconfig
+	// names, or the one the server runs in).
+	Runtime    string
+	Kubeconfig string
+	// KubeInstance labels this installation's namespaces so several can
+	// share a cluster (default "sandpit"); KubeNamespacePrefix starts
+	// their names (default "sandpit-").
+	KubeInstance        string
+	KubeNamespacePrefix string
+	// KubeAllowClusterKinds are the cluster-scoped kinds ("Kind.group")
+	// templates may create.
+	KubeAllowClusterKinds []string
+	// LeaderElect makes replicas sharing a store elect, with a Kubernetes
+	// Lease in LeaderElectNamespace, the one that reconciles; the others
+	// serve the API and the proxy and follow the store.
+	LeaderElect          bool
+	LeaderElectNamespace string
+	// TokenFile, if set, holds the admin token (replicas share it, from a
+	// Secret) instead of <DataDir>/admin.token.
+	TokenFile string
+	// StorePoll is how often replicas sharing a store look for changes
+	// other replicas made (default 1s; only with LeaderElect or a
+	// PostgreSQL store).
+	StorePoll time.Duration
 	// ShimCommand starts a shim (the sandpit binary and "shim").
 	ShimCommand []string
 	Logger      *slog.Logger
@@ -110,7 +139,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer unlock()
-	token, err := loadOrCreateToken(TokenFile(dataDir))
+	tokenFile := TokenFile(dataDir)
+	if cfg.TokenFile != "" {
+		tokenFile = cfg.TokenFile
+	}
+	token, err := loadOrCreateToken(tokenFile)
 	if err != nil {
 		return err
 	}
@@ -122,7 +155,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "sandpit.db"), log.With("component", "store"))
+	st, err := openStore(ctx, cfg.Store, dataDir, log.With("component", "store"))
 	if err != nil {
 		return err
 	}
@@ -131,18 +164,35 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	vols, err := OpenVolumes(ctx, dataDir, cfg.SnapshotStore, cfg.SnapshotImageSize, log)
-	if err != nil {
-		return err
+	domain := cfg.Domain
+	if domain == "" {
+		domain = "localhost"
 	}
-	log.Info("snapshot store: "+vols.Describe(), "method", vols.Method())
-	rt, err := local.New(ctx, local.Config{
-		DataDir: dataDir, HomeDir: cfg.HomeDir, User: user, ShimCommand: cfg.ShimCommand,
-		PortLow: lo, PortHigh: hi, Handles: st, Logger: log, StopTimeout: cfg.StopTimeout,
-		Volumes: vols, ResourceClasses: cfg.ResourceClasses,
-	})
-	if err != nil {
-		return err
+	var rt runtime.Runtime
+	switch cfg.Runtime {
+	case "", "local":
+		vols, err := OpenVolumes(ctx, dataDir, cfg.SnapshotStore, cfg.SnapshotImageSize, log)
+		if err != nil {
+			return err
+		}
+		log.Info("snapshot store: "+vols.Describe(), "method", vols.Method())
+		rt, err = local.New(ctx, local.Config{
+			DataDir: dataDir, HomeDir: cfg.HomeDir, User: user, ShimCommand: cfg.ShimCommand,
+			PortLow: lo, PortHigh: hi, Handles: st, Logger: log, StopTimeout: cfg.StopTimeout,
+			Volumes: vols, ResourceClasses: cfg.ResourceClasses,
+		})
+		if err != nil {
+			return err
+		}
+	case "kubernetes", "kube":
+		kr, err := openKube(ctx, cfg, dataDir, domain, log)
+		if err != nil {
+			return err
+		}
+		defer kr.Close()
+		rt = kr
+	default:
+		return fmt.Errorf("--runtime %q: use local (processes on this host) or kubernetes (a namespace per sandbox)", cfg.Runtime)
 	}
 
 	apiLn, err := listen(cfg.Listen, "--listen")
@@ -158,10 +208,6 @@ func Run(ctx context.Context, cfg Config) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	domain := cfg.Domain
-	if domain == "" {
-		domain = "localhost"
-	}
 	proxyPort := proxyLn.Addr().(*net.TCPAddr).Port
 	endpointURL := func(sb, ep string) string {
 		host := ep + "--" + sb + "." + domain
@@ -174,8 +220,9 @@ func Run(ctx context.Context, cfg Config) error {
 	broker := notify.New()
 	activity := lifecycle.NewActivity(time.Now)
 	var rec *reconcile.Reconciler
+	snapRT, _ := rt.(runtime.Snapshotter) // nil: this runtime keeps no snapshots
 	snaps := snapshot.New(snapshot.Config{
-		Store: st, Runtime: rt, Logger: log, SpoolDir: filepath.Join(dataDir, "incoming"),
+		Store: st, Runtime: snapRT, Logger: log, SpoolDir: filepath.Join(dataDir, "incoming"),
 		Notify: broker.Notify,
 		OnReady: func(*sandbox.Snapshot) {
 			// Sandboxes waiting for it are retried with backoff; look at
@@ -250,28 +297,81 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer snaps.Wait()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	wg.Add(4)
+	errc := make(chan error, 4)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		flushActivity(recCtx, st, activity, cfg.ActivityFlush, log)
 	}()
-	go func() {
-		defer wg.Done()
-		if err := rec.Run(recCtx); err != nil {
-			errc <- fmt.Errorf("reconciler: %w", err)
+	// The controllers change sandboxes; with leader election only the
+	// replica holding the Lease runs them.
+	controllers := func(ctx context.Context) {
+		var cwg sync.WaitGroup
+		cwg.Add(2)
+		go func() {
+			defer cwg.Done()
+			if err := rec.Run(ctx); err != nil {
+				errc <- fmt.Errorf("reconciler: %w", err)
+			}
+		}()
+		go func() {
+			defer cwg.Done()
+			_ = syncer.Run(ctx) // returns only when stopped
+		}()
+		if reporter != nil {
+			cwg.Add(1)
+			go func() {
+				defer cwg.Done()
+				reporter.Run(ctx)
+			}()
 		}
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = syncer.Run(recCtx) // returns only when stopped
-	}()
-	if reporter != nil {
+		cwg.Wait()
+	}
+	var leading atomic.Bool
+	if cfg.LeaderElect {
+		el, err := newLeaderElector(cfg, log, func(ctx context.Context) {
+			leading.Store(true)
+			controllers(ctx)
+		}, func() {
+			if recCtx.Err() == nil {
+				select {
+				case errc <- errors.New("lost the leader lease: exiting so that a restart rejoins the election"):
+				default:
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reporter.Run(recCtx)
+			el.Run(recCtx)
+		}()
+	} else {
+		leading.Store(true)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			controllers(recCtx)
+		}()
+	}
+	if cfg.LeaderElect || isPostgres(cfg.Store) {
+		// Other replicas change the store too: follow it, so this
+		// replica's proxy routes and event streams stay current, and so
+		// the leader reconciles what another replica's API accepted.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			followStore(recCtx, st, cfg.StorePoll, func(sb *sandbox.Sandbox, gone bool, id string) {
+				if sb != nil {
+					routes.Update(sb, gone)
+				}
+				broker.Notify(id)
+				if leading.Load() {
+					rec.Enqueue(id)
+				}
+			}, log)
 		}()
 	}
 	go func() {

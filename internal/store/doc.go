@@ -3,7 +3,8 @@
 // the records of data snapshots (the data itself lives elsewhere).
 //
 // Store is the interface; adapters live in sub-packages (sqlite/ is the
-// embedded default) and must pass the conformance suite in storetest/, which
+// embedded default, postgres/ the one several servers can share) and must
+// pass the conformance suite in storetest/, which
 // runs against real databases. The store knows the domain types of
 // internal/sandbox and nothing of runtimes, the reconciler or the API.
 package store

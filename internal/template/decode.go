@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -145,6 +146,8 @@ var typeNames = map[reflect.Type]string{
 	reflect.TypeFor[Lifecycle]():    "lifecycle",
 	reflect.TypeFor[Pool]():         "lifecycle.pool",
 	reflect.TypeFor[Resources]():    "resources",
+	reflect.TypeFor[Kubernetes]():   "kubernetes",
+	reflect.TypeFor[Helm]():         "kubernetes.helm",
 	reflect.TypeFor[Git]():          "git",
 	reflect.TypeFor[PullRequests](): "git.pull_requests",
 }
@@ -173,6 +176,15 @@ var synonyms = map[reflect.Type]map[string]string{
 	reflect.TypeFor[Dependency](): {
 		"image": "type", "kind": "type", "database": "databases", "db": "databases",
 	},
+	reflect.TypeFor[Kubernetes](): {
+		"manifest": "manifests", "kustomization": "kustomize", "chart": "helm",
+		"environment": "env", "configmaps": "config", "configMaps": "config", "config_maps": "config",
+	},
+	reflect.TypeFor[Helm](): {
+		"path": "chart", "name": "release", "releaseName": "release", "release_name": "release",
+		"valuesFiles": "values_files", "values-files": "values_files", "valueFiles": "values_files", "files": "values_files",
+		"set": "values",
+	},
 }
 
 // fieldHints finish "X has no Y" messages, keyed by type name and key.
@@ -193,6 +205,7 @@ var fieldHints = map[string]string{
 	"Route.path":          `add the path prefix to route, like path: /`,
 	"Route.to":            `add the target as service:port, like to: web:http`,
 	"Pool.min":            "add how many ready sandboxes to keep, like min: 1",
+	"Helm.chart":          "add the chart's directory, relative to the checkout, like chart: deploy/chart",
 }
 
 // valueHints describe what a field expects beyond its Go kind.
@@ -205,6 +218,9 @@ var valueHints = map[string]string{
 	"Service.env":       "a mapping of NAME: value",
 	"Template.env":      "a mapping of NAME: value",
 	"Template.services": "a mapping of service names to services",
+	"Kubernetes.env":    "a mapping of NAME: value",
+	"Kubernetes.config": "a mapping of ConfigMap names to mappings of key: value",
+	"Helm.values":       "a mapping of chart values",
 }
 
 type decoder struct {
@@ -222,6 +238,9 @@ type decoder struct {
 	// bad marks paths whose value had the wrong shape: later checks that
 	// depend on them stay quiet instead of piling on.
 	bad map[string]bool
+	// suggested marks fields an unknown key was taken for ("did you mean
+	// run?"): their absence is no news.
+	suggested map[string]bool
 	// active holds the aliases being expanded, to stop an alias that
 	// contains itself.
 	active map[*yaml.Node]bool
@@ -237,6 +256,8 @@ func newDecoder(file string) *decoder {
 		bad:    map[string]bool{},
 		active: map[*yaml.Node]bool{},
 		budget: maxValues,
+
+		suggested: map[string]bool{},
 	}
 }
 
@@ -346,11 +367,79 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, p fieldPath, at Pos, hin
 		d.decodeInt(n, v, p)
 	case reflect.Bool:
 		d.decodeBool(n, v, p)
+	case reflect.Interface:
+		d.decodeAny(n, v, p)
 	default:
 		// Only reachable if someone adds a field of a new kind to types.go;
 		// TestDecoderCoversTypes catches that first.
 		d.errorf(d.pos(n), p, "internal error: %s has unsupported Go type %s", p, t)
 		d.bad[p.full] = true
+	}
+}
+
+// decodeAny reads free-form YAML (Helm values) into maps, lists, strings,
+// numbers, booleans and nil, keeping positions, merge keys and the checks
+// for duplicate keys and unsupported tags.
+func (d *decoder) decodeAny(n *yaml.Node, v reflect.Value, p fieldPath) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := map[string]any{}
+		for _, e := range d.entries(n, p) {
+			ep := p.field(e.name)
+			kpos := d.pos(e.key)
+			d.keyPos[ep.full] = kpos
+			var x any
+			d.decode(e.value, reflect.ValueOf(&x).Elem(), ep, kpos, "")
+			m[e.name] = x
+		}
+		v.Set(reflect.ValueOf(m))
+	case yaml.SequenceNode:
+		s := make([]any, len(n.Content))
+		for i, el := range n.Content {
+			ip := p.index(i)
+			d.keyPos[ip.full] = d.pos(el)
+			d.decode(el, reflect.ValueOf(&s[i]).Elem(), ip, d.pos(el), "")
+		}
+		v.Set(reflect.ValueOf(s))
+	case yaml.ScalarNode:
+		var x any
+		switch n.ShortTag() {
+		case "!!null":
+			return
+		case "!!bool":
+			var b bool
+			if err := n.Decode(&b); err != nil {
+				d.wrongKind(n, p, "true or false")
+				return
+			}
+			x = b
+		case "!!int":
+			var i int
+			if err := n.Decode(&i); err != nil {
+				d.errorf(d.pos(n), p, "%s: %s is too large", p, n.Value)
+				d.bad[p.full] = true
+				return
+			}
+			x = i
+		case "!!float":
+			var f float64
+			if err := n.Decode(&f); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				d.errorf(d.pos(n), p, "%s: %s is not a finite number; quote it to pass it as a string", p, n.Value)
+				d.bad[p.full] = true
+				return
+			}
+			x = f
+			if f == math.Trunc(f) && f >= math.MinInt64 && f < math.MaxInt64 {
+				// 1.0 is 1: YAML writes both alike, so a template written
+				// back reads the same.
+				x = int(f)
+			}
+		default:
+			x = n.Value
+		}
+		v.Set(reflect.ValueOf(x))
+	default:
+		d.wrongKind(n, p, "a value")
 	}
 }
 
@@ -449,6 +538,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, p fieldPath, at Po
 		if f == nil {
 			if s := d.unknownField(e, p, t, info); s != "" {
 				seen[s] = true
+				d.suggested[p.field(s).full] = true
 			}
 			continue
 		}
@@ -581,6 +671,7 @@ func (d *decoder) misindentHint(e entry, p fieldPath, from int) {
 		}
 	}
 	d.errs = d.errs[:from]
+	d.bad[p.full] = true
 	d.errorf(d.pos(e.key), p, "%q here is read as a service named %q, but none of its keys are service fields; if %q belongs to the service above, indent it under that service",
 		e.name, e.name, e.name)
 }

@@ -101,4 +101,16 @@ func constrainNames(s *jsonschema.Schema) {
 	if p := prop(defs["Endpoint"], "routes"); p != nil {
 		p.MinItems = uintPtr(1)
 	}
+	if p := prop(defs["Kubernetes"], "env"); p != nil {
+		p.PropertyNames = env
+	}
+	if p := prop(defs["Kubernetes"], "config"); p != nil {
+		p.PropertyNames = &jsonschema.Schema{Pattern: dnsSubdomainRE.String(), MaxLength: uintPtr(maxObjectNameLength)}
+		if p.AdditionalProperties != nil {
+			p.AdditionalProperties.PropertyNames = &jsonschema.Schema{Pattern: configKeyRE.String(), MaxLength: uintPtr(maxObjectNameLength)}
+		}
+	}
+	if p := prop(defs["Helm"], "release"); p != nil {
+		p.Pattern, p.MaxLength = dnsSubdomainRE.String(), uintPtr(maxReleaseNameLength)
+	}
 }

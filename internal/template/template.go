@@ -275,6 +275,13 @@ func deepCopy(v reflect.Value) reflect.Value {
 			c.Index(i).Set(deepCopy(v.Index(i)))
 		}
 		return c
+	case reflect.Interface:
+		if v.IsNil() {
+			return v
+		}
+		c := reflect.New(v.Type()).Elem()
+		c.Set(deepCopy(v.Elem()))
+		return c
 	case reflect.Struct:
 		c := reflect.New(v.Type()).Elem()
 		for i := 0; i < v.NumField(); i++ {

@@ -36,6 +36,11 @@ type Template struct {
 	// Resources limits the CPU and memory the whole sandbox (all its
 	// services and dependencies together) may use.
 	Resources *Resources `yaml:"resources,omitempty" json:"resources,omitempty"`
+	// Kubernetes reuses existing Kubernetes configuration (plain
+	// manifests, a kustomization or a Helm chart from the checkout) in
+	// the kubernetes runtime, where each sandbox is a namespace, and says
+	// what to change in it per sandbox. The local runtime ignores it.
+	Kubernetes *Kubernetes `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
 	// Git says which branches and pull requests of a bound
 	// repository (`sandpit repo add`) get a sandbox of this template.
 	Git *Git `yaml:"git,omitempty" json:"git,omitempty"`
@@ -85,8 +90,14 @@ type Service struct {
 	// is interrupted while it runs it runs again, so make it idempotent.
 	Init string `yaml:"init,omitempty" json:"init,omitempty"`
 	// Run starts the service. A shell command; it must not daemonise.
-	Run string `yaml:"run" json:"run"`
-	// Image is used by the kubernetes runtime; the local runtime ignores it.
+	// Required unless the service has an image: a service with only an
+	// image is a container whose own entrypoint runs, which only the
+	// kubernetes runtime can start.
+	Run string `yaml:"run,omitempty" json:"run,omitempty"`
+	// Image is the container image the kubernetes runtime runs (with
+	// ${...} references, like registry.example.com/api:${git.sha}); the
+	// local runtime ignores it. Containers of kubernetes.* manifests whose
+	// image has the same repository get this image too.
 	Image string `yaml:"image,omitempty" json:"image,omitempty"`
 	// Workdir is relative to the checkout (default: its root).
 	Workdir string `yaml:"workdir,omitempty" json:"workdir,omitempty"`
@@ -231,6 +242,51 @@ type Resources struct {
 	// runtime enforces them with cgroups where the host allows it, and
 	// the sandbox's status says when it cannot.
 	Class string `yaml:"class,omitempty" json:"class,omitempty"`
+}
+
+// Kubernetes is the template's Kubernetes configuration: at most one of
+// Manifests, Kustomize or Helm as the source of objects, and what to
+// change in the rendered objects for each sandbox.
+type Kubernetes struct {
+	// Manifests is a folder of YAML files (*.yaml and *.yml, searched
+	// recursively; a file may hold several documents), relative to the
+	// checkout.
+	Manifests string `yaml:"manifests,omitempty" json:"manifests,omitempty"`
+	// Kustomize is a kustomization directory relative to the checkout,
+	// rendered by sandpit itself (no kubectl or kustomize needed). Its
+	// bases and components must be in the checkout too: remote bases are
+	// not fetched.
+	Kustomize string `yaml:"kustomize,omitempty" json:"kustomize,omitempty"`
+	// Helm renders a chart from the checkout, like `helm template`.
+	Helm *Helm `yaml:"helm,omitempty" json:"helm,omitempty"`
+	// Env is set on every container of the rendered workloads (not on
+	// the dependencies sandpit runs), after their own env: it replaces
+	// entries of the same name. Values may hold ${...} references,
+	// expanded like the template's env.
+	Env map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	// Config sets keys of ConfigMaps of the rendered objects:
+	// config: {<configmap name>: {<key>: <value>}}. Each ConfigMap must
+	// exist in what manifests, kustomize or helm render (the hash suffix
+	// of a kustomize configMapGenerator's name may be left out). Values
+	// may hold ${...} references.
+	Config map[string]map[string]string `yaml:"config,omitempty" json:"config,omitempty"`
+}
+
+// Helm renders a local chart in-process. The chart's dependencies must be
+// vendored in its charts/ folder (helm dependency build): nothing is
+// downloaded.
+type Helm struct {
+	// Chart is the chart's directory, relative to the checkout.
+	Chart string `yaml:"chart" json:"chart"`
+	// Release is the release name (default: the template's name).
+	Release string `yaml:"release,omitempty" json:"release,omitempty"`
+	// ValuesFiles are values files relative to the checkout, merged in
+	// order (later files win), like helm's -f.
+	ValuesFiles []string `yaml:"values_files,omitempty" json:"values_files,omitempty"`
+	// Values are merged over the values files, like helm's --set. String
+	// values may hold ${...} references (like tag: ${git.sha}); write
+	// $${ for a literal "${".
+	Values map[string]any `yaml:"values,omitempty" json:"values,omitempty"`
 }
 
 // Git selects the branches and pull requests of a bound repository that

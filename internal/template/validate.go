@@ -1,9 +1,11 @@
 package template
 
 import (
+	"cmp"
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -38,6 +40,17 @@ var (
 	versionRE  = regexp.MustCompile(`^[0-9]+$`)
 	modeRE     = regexp.MustCompile(`^0?[0-7]{3}$`)
 	futureAPI  = regexp.MustCompile(`^sandpit/v[0-9]+$`)
+	// dnsSubdomainRE is Kubernetes' rule for most object names
+	// (ConfigMaps among them); helm release names follow it too.
+	dnsSubdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	// configKeyRE is what a ConfigMap's data keys may be.
+	configKeyRE = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
+)
+
+// Kubernetes name limits.
+const (
+	maxObjectNameLength  = 253
+	maxReleaseNameLength = 53 // helm's limit
 )
 
 type validator struct {
@@ -132,8 +145,71 @@ func (v *validator) validate() {
 			v.errorf(v.at(p), p, "lifecycle.pool.min is %d: it counts sandboxes kept ready, so it must be 0 or more", l.Pool.Min)
 		}
 	}
+	v.kubernetes()
 	v.git()
 	v.references()
+}
+
+// kubernetes checks the kubernetes section: one source of objects at most,
+// paths that stay inside the checkout, and names Kubernetes accepts.
+func (v *validator) kubernetes() {
+	k := v.t.Kubernetes
+	p := top.field("kubernetes")
+	if k == nil || v.d.bad[p.full] {
+		return
+	}
+	var given []string
+	for _, src := range []string{"manifests", "kustomize", "helm"} {
+		if _, ok := v.d.keyPos[p.field(src).full]; ok {
+			given = append(given, src)
+		}
+	}
+	// Blame the second in the file, whichever it is.
+	slices.SortFunc(given, func(a, b string) int {
+		pa, pb := v.key(p.field(a)), v.key(p.field(b))
+		return cmp.Or(cmp.Compare(pa.Line, pb.Line), cmp.Compare(pa.Column, pb.Column))
+	})
+	if len(given) > 1 {
+		v.errorf(v.key(p.field(given[1])), p, "kubernetes has both %s and %s: keep one (manifests is a folder of YAML files, kustomize a kustomization directory, helm a chart)", given[0], given[1])
+	}
+	v.checkoutPath(p.field("manifests"), k.Manifests, "a folder of YAML files", "deploy/k8s")
+	v.checkoutPath(p.field("kustomize"), k.Kustomize, "a kustomization directory", "deploy/overlays/preview")
+	if h, hp := k.Helm, p.field("helm"); h != nil && !v.d.bad[hp.full] {
+		v.checkoutPath(hp.field("chart"), h.Chart, "the chart's directory", "deploy/chart")
+		if rp := hp.field("release"); v.has(rp) && (len(h.Release) > maxReleaseNameLength || !dnsSubdomainRE.MatchString(h.Release)) {
+			v.errorf(v.at(rp), rp, "%s is %q: a helm release name uses lowercase letters, digits, '-' and '.', starts and ends with a letter or digit and has at most %d characters", rp, h.Release, maxReleaseNameLength)
+		}
+		for i, f := range h.ValuesFiles {
+			v.checkoutPath(hp.field("values_files").index(i), f, "a values file", "deploy/values-preview.yaml")
+		}
+	}
+	v.env(p.field("env"), k.Env)
+	cp := p.field("config")
+	for _, cm := range v.d.orders[cp.full] {
+		mp := cp.field(cm)
+		if len(cm) > maxObjectNameLength || !dnsSubdomainRE.MatchString(cm) {
+			v.errorf(v.key(mp), mp, "%s: %q is not a ConfigMap name: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit", cp, cm)
+		}
+		for _, key := range v.d.orders[mp.full] {
+			if len(key) > maxObjectNameLength || !configKeyRE.MatchString(key) {
+				kp := mp.field(key)
+				v.errorf(v.key(kp), kp, "%s: %q is not a ConfigMap key: use letters, digits, '-', '_' and '.'", mp, key)
+			}
+		}
+	}
+}
+
+// checkoutPath checks a path of the kubernetes section: relative to the
+// checkout and inside it.
+func (v *validator) checkoutPath(p fieldPath, val, what, example string) {
+	if !v.has(p) {
+		return
+	}
+	if strings.TrimSpace(val) == "" {
+		v.errorf(v.at(p), p, "%s is empty: write %s relative to the checkout, like %s", p, what, example)
+	} else if msg := checkRelPath(val, "the checkout"); msg != "" {
+		v.errorf(v.at(p), p, "%s is %q: %s", p, val, msg)
+	}
 }
 
 // git checks git.branches patterns and git.pull_requests.labels.
@@ -231,8 +307,17 @@ func (v *validator) env(p fieldPath, env map[string]string) {
 }
 
 func (v *validator) service(p fieldPath, name string, s *Service) {
-	if run := p.field("run"); v.has(run) && strings.TrimSpace(s.Run) == "" {
+	run, image := p.field("run"), p.field("image")
+	_, hasRun := v.d.keyPos[run.full]
+	_, hasImage := v.d.keyPos[image.full]
+	switch {
+	case v.has(run) && strings.TrimSpace(s.Run) == "":
 		v.errorf(v.at(run), run, "%s is empty: write the shell command that starts the service", run)
+	case !hasRun && !hasImage && !v.d.suggested[run.full] && !v.d.suggested[image.full]:
+		v.errorf(v.key(p), run, "%s has no \"run\": %s (or, for the kubernetes runtime only, an image whose entrypoint starts it)", p, fieldHints["Service.run"])
+	}
+	if v.has(image) && strings.TrimSpace(s.Image) == "" {
+		v.errorf(v.at(image), image, "%s is empty: write a container image, like registry.example.com/%s:${git.sha}, or remove it", image, name)
 	}
 	if wd := p.field("workdir"); v.has(wd) {
 		if msg := checkRelPath(s.Workdir, "the checkout"); msg != "" {
@@ -680,6 +765,37 @@ func (v *validator) references() {
 		}
 		if s.Ready != nil && s.Ready.Exec != nil {
 			v.refs(p.field("ready").field("exec").field("command"), s.Ready.Exec.Command, name)
+		}
+	}
+	if k := t.Kubernetes; k != nil {
+		kp := top.field("kubernetes")
+		for _, name := range v.d.orders[kp.field("env").full] {
+			v.refs(kp.field("env").field(name), k.Env[name], "")
+		}
+		cp := kp.field("config")
+		for _, cm := range v.d.orders[cp.full] {
+			for _, key := range v.d.orders[cp.field(cm).full] {
+				v.refs(cp.field(cm).field(key), k.Config[cm][key], "")
+			}
+		}
+		if k.Helm != nil {
+			v.valueRefs(kp.field("helm").field("values"), k.Helm.Values)
+		}
+	}
+}
+
+// valueRefs checks the references in the strings of free-form values.
+func (v *validator) valueRefs(p fieldPath, val any) {
+	switch x := val.(type) {
+	case string:
+		v.refs(p, x, "")
+	case map[string]any:
+		for k, e := range x {
+			v.valueRefs(p.field(k), e)
+		}
+	case []any:
+		for i, e := range x {
+			v.valueRefs(p.index(i), e)
 		}
 	}
 }

@@ -732,3 +732,28 @@ services:
 `)
 	up(t, r, inst, nil)
 }
+
+func TestCheckTemplateRefusesImageOnlyService(t *testing.T) {
+	t.Parallel()
+	r := newRuntime(t)
+	src := `apiVersion: sandpit/v1
+name: img
+services:
+  web:
+    run: TESTSVC http
+  api:
+    image: registry.example.com/api:1
+`
+	err := r.CheckTemplate(runtimetest.ParseTemplate(t, testsvc, src, nil))
+	var list *template.ErrorList
+	if !errors.As(err, &list) || len(*list) != 1 {
+		t.Fatalf("CheckTemplate: %v, want one template error", err)
+	}
+	if e := (*list)[0]; e.Pos.File != "sandpit.yaml" || e.Pos.Line != 6 || e.Path != "services.api.run" {
+		t.Errorf("error at %v (%s), want sandpit.yaml:6 (services.api.run)", e.Pos, e.Path)
+	}
+	want := "sandpit.yaml:6:3: service api has no run command: the local runtime runs commands; add run: (its image registry.example.com/api:1 is only used by the kubernetes runtime)"
+	if err.Error() != want {
+		t.Errorf("CheckTemplate error\n%s\nwant\n%s", err, want)
+	}
+}

@@ -101,6 +101,12 @@ func installedPostgres() []string {
 // reported when the template is applied.
 func (r *Runtime) CheckTemplate(t *template.Template) error {
 	var errs template.ErrorList
+	for _, name := range t.ServiceOrder {
+		if s := t.Services[name]; s != nil && strings.TrimSpace(s.Run) == "" {
+			path := "services." + name
+			errs = append(errs, &template.Error{Pos: t.Pos(path), Path: path + ".run", Msg: noRunMessage(name, s)})
+		}
+	}
 	for _, name := range t.DependencyOrder {
 		d := t.Dependencies[name]
 		if d.Type != "postgres" {
@@ -118,6 +124,16 @@ func (r *Runtime) CheckTemplate(t *template.Template) error {
 		return &errs
 	}
 	return nil
+}
+
+// noRunMessage explains why the local runtime cannot start a service that
+// has only an image.
+func noRunMessage(name string, s *template.Service) string {
+	msg := fmt.Sprintf("service %s has no run command: the local runtime runs commands; add run:", name)
+	if s.Image != "" {
+		msg += fmt.Sprintf(" (its image %s is only used by the kubernetes runtime)", s.Image)
+	}
+	return msg
 }
 
 // seedKey is the key of the seed marker: what the dependency's data was

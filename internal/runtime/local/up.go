@@ -303,6 +303,11 @@ func (r *Runtime) render(inst *runtime.Instance, h *handle) (map[string]*rendere
 		if err != nil {
 			return nil, err
 		}
+		if strings.TrimSpace(spec.Run) == "" {
+			// CheckTemplate refuses such templates; one applied before
+			// that check existed fails here, for good.
+			return nil, errors.New(noRunMessage(name, t.Services[name]))
+		}
 		rs := &renderedService{
 			name: name, svc: t.Services[name], ports: h.Ports[name], workdir: filepath.Join(root, spec.Workdir),
 			source: checkoutKey(inst) + "\x00" + h.SourceRoot + "\x00" + h.SHA,
