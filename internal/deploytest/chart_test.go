@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sandpit.dev/sandpit/internal/testenv"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
@@ -51,8 +52,6 @@ import (
 
 	"sandpit.dev/sandpit/internal/kubetest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files with what the tests got")
 
 const (
 	releaseName  = "sandpit"
@@ -220,7 +219,7 @@ func TestRenderDefaults(t *testing.T) {
 	if n := len(tokenRE.FindAllString(r.manifest, -1)); n != 1 {
 		t.Errorf("want one generated token in the render, found %d", n)
 	}
-	golden(t, "testdata/default.golden.yaml", []byte(scrub(r.manifest)))
+	testenv.Golden(t, "testdata/default.golden.yaml", []byte(scrub(r.manifest)))
 	checkCommon(t, r, 2)
 
 	dep := as[appsv1.Deployment](t, r.find("Deployment", "sandpit"))
@@ -994,63 +993,4 @@ func can(t testing.TB, ctx context.Context, cs kubernetes.Interface, a authoriza
 		t.Fatalf("access review of %s %s: %v", a.Verb, resource(a), err)
 	}
 	return r.Status.Allowed, r.Status.Reason
-}
-
-// golden compares got with the golden file at path (relative to the
-// package directory), or rewrites the file with -update. (A copy of
-// testenv.Golden, which this package must not import.)
-func golden(t testing.TB, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run the test with -update to create it)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs from what the test got (-want +got; run with -update if the change is right):\n%s", path, diff(string(want), string(got)))
-	}
-}
-
-// diff is a line diff of a and b, for failure messages.
-func diff(a, b string) string {
-	x, y := strings.Split(a, "\n"), strings.Split(b, "\n")
-	n, m := len(x), len(y)
-	lcs := make([][]int, n+1)
-	for i := range lcs {
-		lcs[i] = make([]int, m+1)
-	}
-	for i := n - 1; i >= 0; i-- {
-		for j := m - 1; j >= 0; j-- {
-			if x[i] == y[j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
-			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
-			}
-		}
-	}
-	var out strings.Builder
-	i, j := 0, 0
-	for i < n || j < m {
-		switch {
-		case i < n && j < m && x[i] == y[j]:
-			out.WriteString("  " + x[i] + "\n")
-			i++
-			j++
-		case j < m && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
-			out.WriteString("+ " + y[j] + "\n")
-			j++
-		default:
-			out.WriteString("- " + x[i] + "\n")
-			i++
-		}
-	}
-	return out.String()
 }
