@@ -14,6 +14,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	// Time zones for usage reports (GET /api/v1/usage?tz=...) on hosts and
+	// images without /usr/share/zoneinfo; the system's database wins when
+	// present.
+	_ "time/tzdata"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"

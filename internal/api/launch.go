@@ -1,13 +1,10 @@
 package api
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
-	"sort"
 	"strings"
 
 	"sandpit.dev/sandpit/client"
@@ -54,7 +51,7 @@ func (s *Server) launch(w http.ResponseWriter, r *http.Request) {
 		set = nil
 	}
 	if name == "" {
-		name = launchName(tmpl, ref, set)
+		name = sandbox.LaunchName(tmpl, ref, set)
 	}
 	sb, err := s.cfg.Store.GetSandboxByName(r.Context(), name)
 	created := false
@@ -123,23 +120,6 @@ func wantsHTML(r *http.Request) bool {
 		}
 	}
 	return false
-}
-
-// launchName names the sandbox of a launch link: the template and ref, cut
-// to fit, and a hash of everything the link asks for, so the same link
-// always opens the same sandbox and different links never share one.
-func launchName(tmpl, ref string, set map[string]string) string {
-	keys := make([]string, 0, len(set))
-	for k := range set {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00", tmpl, ref)
-	for _, k := range keys {
-		fmt.Fprintf(h, "%s=%s\x00", k, set[k])
-	}
-	return sandbox.SuffixedName(tmpl+"-"+ref, "l", hex.EncodeToString(h.Sum(nil))[:6])
 }
 
 var launchTmpl = template.Must(template.New("launch").Parse(`<!doctype html>

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -124,16 +125,33 @@ func (s *Server) listSandboxes(w http.ResponseWriter, r *http.Request) {
 		}
 		opts.Phase = phase
 	}
-	sbs, err := s.cfg.Store.ListSandboxes(r.Context(), opts)
+	switch v := r.URL.Query().Get("watch"); v {
+	case "", "false":
+	case "true":
+		s.watchSandboxes(w, r, opts)
+		return
+	default:
+		writeError(w, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: fmt.Sprintf("watch=%q: use watch=true or leave it out", v)})
+		return
+	}
+	out, err := s.sandboxList(r.Context(), opts)
 	if err != nil {
 		writeError(w, storeError(err, ""))
 		return
 	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) sandboxList(ctx context.Context, opts store.ListOptions) (client.SandboxList, error) {
+	sbs, err := s.cfg.Store.ListSandboxes(ctx, opts)
+	if err != nil {
+		return client.SandboxList{}, err
+	}
 	out := client.SandboxList{Items: []client.Sandbox{}}
 	for _, sb := range sbs {
-		out.Items = append(out.Items, *s.decorate(r.Context(), sb))
+		out.Items = append(out.Items, *s.decorate(ctx, sb))
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 func (s *Server) sandboxByName(w http.ResponseWriter, r *http.Request) (*sandbox.Sandbox, bool) {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"sandpit.dev/sandpit/client"
+	"sandpit.dev/sandpit/internal/auth"
 	"sandpit.dev/sandpit/internal/github"
 	"sandpit.dev/sandpit/internal/lifecycle"
 	"sandpit.dev/sandpit/internal/notify"
@@ -44,6 +45,10 @@ type Config struct {
 	// Token is the admin bearer token every request but /healthz and the
 	// OpenAPI document must carry.
 	Token string
+	// Sessions, when set, also admits requests from a signed-in console
+	// session (its cookie), state-changing ones only with the session's
+	// CSRF token.
+	Sessions *auth.Sessions
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
 	// Registerer receives the API's own metrics (none when nil).
@@ -164,7 +169,7 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/api/v1/repos/{name}/sync", summary: "Sync a repository binding now instead of at its next period", status: []int{http.StatusAccepted}, response: client.Repo{}, handler: s.syncRepo},
 		{method: "DELETE", path: "/api/v1/repos/{name}", summary: "Remove a repository binding; its sandboxes are kept (no longer following their branches) unless delete_sandboxes=true", query: []param{{"delete_sandboxes", "boolean", "also delete the binding's sandboxes"}}, response: client.RemoveRepoResponse{}, handler: s.removeRepo},
 		{method: "POST", path: "/api/v1/sandboxes", summary: "Create a sandbox; it launches in the background", status: []int{http.StatusCreated}, request: client.CreateSandboxRequest{}, response: client.Sandbox{}, handler: s.createSandbox},
-		{method: "GET", path: "/api/v1/sandboxes", summary: "List sandboxes", query: []param{{"template", "string", "only sandboxes of this template"}, {"phase", "string", "only sandboxes in this phase"}}, response: client.SandboxList{}, handler: s.listSandboxes},
+		{method: "GET", path: "/api/v1/sandboxes", summary: "List sandboxes", query: []param{{"template", "string", "only sandboxes of this template"}, {"phase", "string", "only sandboxes in this phase"}, {"watch", "boolean", "with true, a text/event-stream of \"sandboxes\" messages, each the whole list, at once and whenever it changes"}}, response: client.SandboxList{}, stream: "text/event-stream", handler: s.listSandboxes},
 		{method: "GET", path: "/api/v1/sandboxes/{name}", summary: "Get a sandbox", response: client.Sandbox{}, handler: s.getSandbox},
 		{method: "DELETE", path: "/api/v1/sandboxes/{name}", summary: "Delete a sandbox; it goes in the background", status: []int{http.StatusAccepted}, response: client.Sandbox{}, handler: s.deleteSandbox},
 		{method: "POST", path: "/api/v1/sandboxes/{name}/suspend", summary: "Suspend a sandbox: stop its services and dependencies and free their ports and memory, keeping files and data; a request to one of its endpoints or resume wakes it", status: []int{http.StatusAccepted}, response: client.Sandbox{}, handler: s.suspendSandbox},
@@ -182,6 +187,7 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/api/v1/snapshots/{name}", summary: "Get a snapshot", response: client.Snapshot{}, handler: s.getSnapshot},
 		{method: "DELETE", path: "/api/v1/snapshots/{name}", summary: "Delete a snapshot; refused (409) while sandboxes use it unless force=true (they keep their data)", status: []int{http.StatusNoContent}, query: []param{{"force", "boolean", "delete even while sandboxes use it"}}, handler: s.deleteSnapshot},
 		{method: "PUT", path: "/api/v1/snapshots/{name}/import", summary: "Import a pg_dump file (custom, tar or plain SQL; the request body, application/octet-stream) as a new snapshot; it is restored in the background", status: []int{http.StatusAccepted}, query: []param{{"type", "string", "dependency type: postgres"}, {"version", "string", "major version (default: the dump's own when installed, else the newest installed)"}, {"database", "string", "database to restore into (default: the dump's own)"}, {"filename", "string", "the dump's file name, for the record"}}, requestBinary: "application/octet-stream", response: client.Snapshot{}, handler: s.importSnapshot},
+		{method: "GET", path: "/api/v1/usage", summary: "Usage accounting: sandbox-hours per calendar day (running, by template and by owner; suspended; and what idle suspend saved), from the store's usage record, which outlives deleted sandboxes", query: []param{{"days", "integer", "how many calendar days, today included (default 14, 1 to 90)"}, {"tz", "string", "IANA time zone whose calendar days to count, such as Europe/Berlin (default UTC)"}}, response: client.Usage{}, handler: s.usage},
 		{method: "POST", path: "/hooks/github", public: true, summary: "GitHub webhook (pull_request, push, delete, ping; application/json): authenticated by X-Hub-Signature-256 with the webhook secret of a binding of the payload's repository, not by the bearer token (401 when no binding's secret signs it); it asks for a sync of the bindings now, so branch and pull request sandboxes follow without waiting for the period", status: []int{http.StatusAccepted}, requestBinary: "application/json", response: client.HookResponse{}, handler: s.githubHook},
 		{method: "GET", path: "/launch", summary: "Launch link: create the sandbox of template+ref+overrides, or open it when it exists (the default name derives from them, so the same link opens the same sandbox); a Ready one answers 303 to its first endpoint, a launching one a status page that reloads every 2 s (Accept: text/html) or the sandbox as JSON (201 when created). Needs the bearer token like the API", status: []int{http.StatusSeeOther, http.StatusCreated, http.StatusOK}, query: []param{{"template", "string", "template to launch (required)"}, {"ref", "string", "git ref to check out"}, {"name", "string", "sandbox name (default: derived from template, ref and overrides)"}, {"set.KEY", "string", "an override, as with create --set KEY=VALUE (repeatable with other keys)"}}, response: client.Sandbox{}, stream: "text/html", handler: s.launch},
 		{method: "POST", path: "/api/v1/sandboxes/{name}/exec", summary: "Run a command in a service's environment; request and answer are " + client.ExecContentType + " frame streams (a start frame with an ExecRequest, stdin frames; stdout, stderr and an exit frame with an ExecResult)", request: client.ExecRequest{}, stream: client.ExecContentType, streamItem: client.ExecResult{}, handler: s.exec},
@@ -233,10 +239,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// auth requires the bearer token. The comparison is over digests, in
-// constant time, so neither the token nor its length leaks through timing.
+// auth requires the bearer token, or a console session. The comparison is
+// over digests, in constant time, so neither the token nor its length
+// leaks through timing.
 func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "" && s.cfg.Sessions != nil {
+			if sess, ok := s.cfg.Sessions.Get(r); ok {
+				// A browser sends the cookie with requests other sites
+				// make it send; only the console's own pages know the
+				// CSRF token.
+				if !auth.Safe(r.Method) && !s.cfg.Sessions.CheckCSRF(sess, auth.RequestCSRF(r)) {
+					writeError(w, &client.Error{Status: http.StatusForbidden, Code: "csrf", Message: "this request carries a console session but not its CSRF token",
+						Hint: "send the " + auth.CSRFHeader + " header the console page holds, or use a bearer token instead of the session cookie"})
+					return
+				}
+				next(w, r)
+				return
+			}
+		}
 		// The scheme is case-insensitive (RFC 9110, section 11.1).
 		scheme, tok, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 		tok = strings.TrimSpace(tok)
@@ -246,8 +267,7 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 				Hint: "set SANDPIT_TOKEN (the server wrote one to admin.token in its data dir on first start)"})
 			return
 		}
-		sum := sha256.Sum256([]byte(tok))
-		if subtle.ConstantTimeCompare(sum[:], s.tokenHash[:]) != 1 {
+		if !s.ValidToken(tok) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sandpit", error="invalid_token"`)
 			writeError(w, &client.Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "the bearer token is not valid",
 				Hint: "use the token in the server's data dir (admin.token), e.g. export SANDPIT_TOKEN=$(cat /var/lib/sandpit/admin.token)"})
@@ -255,6 +275,13 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r)
 	}
+}
+
+// ValidToken reports whether tok is the server's bearer token (the console
+// signs in with it).
+func (s *Server) ValidToken(tok string) bool {
+	sum := sha256.Sum256([]byte(tok))
+	return tok != "" && subtle.ConstantTimeCompare(sum[:], s.tokenHash[:]) == 1
 }
 
 type statusRecorder struct {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -128,6 +129,57 @@ func (s *Server) followEvents(w http.ResponseWriter, r *http.Request, sb *sandbo
 		}
 	}
 }
+
+// watchSandboxes streams server-sent "sandboxes" events, each the whole
+// list (as GET without watch answers it), at once and whenever it changed.
+// Notifications that come in a burst are taken together, so a busy server
+// sends at most a few lists a second.
+func (s *Server) watchSandboxes(w http.ResponseWriter, r *http.Request, opts store.ListOptions) {
+	ctx, cancel := s.streamContext(r)
+	defer cancel()
+	sub := s.cfg.Broker.Subscribe("")
+	defer s.cfg.Broker.Unsubscribe(sub)
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	heartbeat := time.NewTicker(s.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	var last []byte
+	for {
+		list, err := s.sandboxList(ctx, opts)
+		if err != nil {
+			return
+		}
+		b, _ := json.Marshal(list)
+		if !bytes.Equal(b, last) {
+			last = b
+			if _, err := fmt.Fprintf(w, "event: sandboxes\ndata: %s\n\n", b); err != nil {
+				return
+			}
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-sub.C:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(watchCoalesce):
+			}
+		case <-heartbeat.C:
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// watchCoalesce is how long a list watch waits after a change for more.
+const watchCoalesce = 150 * time.Millisecond
 
 func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	sb, ok := s.sandboxByName(w, r)

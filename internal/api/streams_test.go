@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"sandpit.dev/sandpit/client"
 	"sandpit.dev/sandpit/internal/sandbox"
@@ -244,5 +245,79 @@ func TestExecClient(t *testing.T) {
 	_, err = s.Client.Exec(ctx, "nope", client.ExecRequest{Service: "main", Command: []string{"true"}}, client.ExecIO{})
 	if !client.IsNotFound(err) {
 		t.Errorf("exec in an unknown sandbox: %v, want not found", err)
+	}
+}
+
+// TestWatchSandboxes: a list watch sends the whole list at once, then again
+// whenever a sandbox comes, changes phase or goes.
+func TestWatchSandboxes(t *testing.T) {
+	t.Parallel()
+	s := testenv.Start(t)
+	s.Apply(t, soloTemplate)
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", s.URL+"/api/v1/sandboxes?watch=true", nil)
+	req.Header.Set("Authorization", "Bearer "+testenv.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("watch: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	lists := make(chan client.SandboxList, 100)
+	go func() {
+		defer close(lists)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		event := ""
+		for sc.Scan() {
+			line := sc.Text()
+			if v, ok := strings.CutPrefix(line, "event: "); ok {
+				event = v
+			}
+			if v, ok := strings.CutPrefix(line, "data: "); ok && event == "sandboxes" {
+				var l client.SandboxList
+				if err := json.Unmarshal([]byte(v), &l); err != nil {
+					t.Errorf("bad list %q: %v", v, err)
+				}
+				lists <- l
+			}
+		}
+	}()
+	next := func(what string, ok func(client.SandboxList) bool) {
+		t.Helper()
+		for {
+			select {
+			case l, open := <-lists:
+				if !open {
+					t.Fatalf("the watch ended before %s", what)
+				}
+				if ok(l) {
+					return
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no list with %s after 30s", what)
+			}
+		}
+	}
+	phaseOf := func(l client.SandboxList, name string) sandbox.Phase {
+		for _, sb := range l.Items {
+			if sb.Name == name {
+				return sb.Status.Phase
+			}
+		}
+		return "gone"
+	}
+	next("the empty list at once", func(l client.SandboxList) bool { return len(l.Items) == 0 })
+	s.Create(t, "demo", "solo")
+	next("demo Ready", func(l client.SandboxList) bool { return phaseOf(l, "demo") == sandbox.PhaseReady })
+	if _, err := s.Client.DeleteSandbox(t.Context(), "demo"); err != nil {
+		t.Fatal(err)
+	}
+	next("demo gone", func(l client.SandboxList) bool { return phaseOf(l, "demo") == "gone" })
+
+	bad := do(t, s, call{method: "GET", path: "/api/v1/sandboxes?watch=yes"})
+	if bad.status != 400 || !strings.Contains(string(bad.body), "watch=true") {
+		t.Errorf("watch=yes: %d %s", bad.status, bad.body)
 	}
 }

@@ -17,6 +17,7 @@ func TestHelp(t *testing.T) {
 		{"template", "versions"}, {"template", "schema"},
 		{"snapshot"}, {"snapshot", "create"}, {"snapshot", "import"}, {"snapshot", "list"},
 		{"snapshot", "get"}, {"snapshot", "delete"}, {"snapshot", "restore"},
+		{"usage"},
 	} {
 		name := "help/" + strings.Join(append([]string{"sandpit"}, cmd...), "_")
 		t.Run(name, func(t *testing.T) {
@@ -73,6 +74,8 @@ func TestUsageErrors(t *testing.T) {
 		"ci_run_no_template":       {"ci", "run", "--", "make"},
 		"ci_run_bad_name":          {"ci", "run", "-t", "shop", "--name", "Bad_Name", "--", "make"},
 		"ci_run_negative_keep":     {"ci", "run", "-t", "shop", "--keep-on-failure", "-1h", "--", "make"},
+		"usage_bad_days":           {"usage", "--days", "0"},
+		"usage_too_many_days":      {"usage", "--days", "365"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			expect(t, "usage/"+name, nil, 2, e.sandpit(t, args...))

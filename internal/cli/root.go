@@ -112,7 +112,7 @@ admin.token in its data dir: --data-dir, $SANDPIT_DATA_DIR, or by default
 	root.PersistentFlags().StringVar(&a.server, "server", "", "API address (default $SANDPIT_SERVER or "+DefaultServer+")")
 	root.PersistentFlags().StringVar(&a.dataDir, "data-dir", "", "server data dir to read the admin token from when $SANDPIT_TOKEN is unset")
 	root.AddGroup(&cobra.Group{ID: "sandbox", Title: "Sandboxes:"}, &cobra.Group{ID: "template", Title: "Templates and data:"}, &cobra.Group{ID: "server", Title: "Server:"})
-	for _, c := range []*cobra.Command{a.createCmd(), a.listCmd(), a.getCmd(), a.logsCmd(), a.execCmd(), a.eventsCmd(), a.suspendCmd(), a.resumeCmd(), a.extendCmd(), a.pinCmd(), a.unpinCmd(), a.deleteCmd(), a.renderCmd(), a.ciCmd()} {
+	for _, c := range []*cobra.Command{a.createCmd(), a.listCmd(), a.getCmd(), a.logsCmd(), a.execCmd(), a.eventsCmd(), a.suspendCmd(), a.resumeCmd(), a.extendCmd(), a.pinCmd(), a.unpinCmd(), a.deleteCmd(), a.renderCmd(), a.ciCmd(), a.usageCmd()} {
 		c.GroupID = "sandbox"
 		root.AddCommand(c)
 	}

@@ -1,7 +1,10 @@
 package sandbox
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -51,4 +54,21 @@ func SuffixedName(text, prefix, suffix string) string {
 		base = strings.TrimRight(base[:room], "-")
 	}
 	return base + "-" + suffix
+}
+
+// LaunchName names the sandbox of a launch link: the template and ref, cut
+// to fit, and a hash of everything the link asks for, so the same link
+// always opens the same sandbox and different links never share one.
+func LaunchName(tmpl, ref string, set map[string]string) string {
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", tmpl, ref)
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s=%s\x00", k, set[k])
+	}
+	return SuffixedName(tmpl+"-"+ref, "l", hex.EncodeToString(h.Sum(nil))[:6])
 }

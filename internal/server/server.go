@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"sandpit.dev/sandpit/internal/api"
+	"sandpit.dev/sandpit/internal/auth"
 	"sandpit.dev/sandpit/internal/github"
 	"sandpit.dev/sandpit/internal/gitsync"
 	"sandpit.dev/sandpit/internal/lifecycle"
@@ -34,6 +35,7 @@ import (
 	"sandpit.dev/sandpit/internal/sandbox"
 	"sandpit.dev/sandpit/internal/snapshot"
 	"sandpit.dev/sandpit/internal/store"
+	"sandpit.dev/sandpit/internal/web"
 )
 
 // Config is `sandpit serve`'s configuration.
@@ -266,15 +268,18 @@ func Run(ctx context.Context, cfg Config) error {
 
 	streamsCtx, endStreams := context.WithCancel(context.Background())
 	defer endStreams()
+	sessions := auth.NewSessions(token, 0, nil)
 	apiHandler := api.New(api.Config{
-		Store: st, Runtime: rt, Enqueue: rec.Enqueue, Broker: broker, Logger: log, Token: token,
+		Store: st, Runtime: rt, Enqueue: rec.Enqueue, Broker: broker, Logger: log, Token: token, Sessions: sessions,
 		Gatherer: reg, Registerer: reg, Version: cfg.Version, BaseContext: streamsCtx,
 		Snapshots: snaps,
 		Policy:    cfg.Lifecycle, Activity: activity, Lifecycle: rec.Lifecycle, PoolChanged: rec.WantPoolCheck,
 		RepoChanged: syncer.Enqueue, PullRequestEvent: syncer.ObservePullRequest, GitHubAPIURL: gh.BaseURL(),
 	})
+	console := web.New(web.Config{API: apiHandler, Sessions: sessions, Logger: log, Version: cfg.Version,
+		CheckToken: func(tok string) (string, bool) { return "admin", apiHandler.ValidToken(tok) }})
 	apiSrv := &http.Server{
-		Handler:           apiHandler,
+		Handler:           console,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,

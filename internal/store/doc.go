@@ -1,6 +1,7 @@
 // Package store owns Sandpit's persistent state: template versions,
-// sandboxes (spec and status), their event logs, the runtimes' handles and
-// the records of data snapshots (the data itself lives elsewhere).
+// sandboxes (spec and status), their event logs, the runtimes' handles,
+// the records of data snapshots (the data itself lives elsewhere) and the
+// usage record (when each sandbox ran or slept, kept after it is gone).
 //
 // Store is the interface; adapters live in sub-packages (sqlite/ is the
 // embedded default, postgres/ the one several servers can share) and must

@@ -89,8 +89,26 @@ type Store interface {
 	// UpdateStatus replaces the status and sets UpdatedAt; Spec and
 	// Generation stay. Only the reconciler calls it.
 	UpdateStatus(ctx context.Context, id string, st sandbox.Status) error
-	// DeleteSandbox removes the sandbox and its events.
+	// DeleteSandbox removes the sandbox and its events. Its usage
+	// intervals stay (the open one is closed).
 	DeleteSandbox(ctx context.Context, id string) error
+
+	// UsageIntervals returns the recorded usage intervals that overlap
+	// [from, to) (Start < to, and End after from or still open), ordered by
+	// Start, then sandbox id; an empty window (to not after from) overlaps
+	// nothing. Intervals are returned whole, not cut to the window, and
+	// outlive their sandboxes.
+	//
+	// The store records them itself, in the transaction of the write that
+	// changes the state (times from the store's clock): CreateSandbox opens
+	// one; UpdateStatus closes the open one and opens the next when the
+	// phase moves the sandbox to another state (sandbox.UsageOf says which)
+	// or changes whether a suspension is idle; UpdateSpec and RenameSandbox
+	// close it and open the same state again when the name, template or
+	// owner change (a claim from a warm pool); DeleteSandbox closes it. A
+	// sandbox has at most one open interval, and the intervals of one
+	// sandbox never overlap.
+	UsageIntervals(ctx context.Context, from, to time.Time) ([]sandbox.UsageInterval, error)
 
 	// AppendEvent stores ev, assigning Seq (increasing across the store,
 	// never reused even after deletes; a caller's Seq is ignored) and Time

@@ -18,6 +18,7 @@ import (
 
 	"sandpit.dev/sandpit/client"
 	"sandpit.dev/sandpit/internal/api"
+	"sandpit.dev/sandpit/internal/auth"
 	"sandpit.dev/sandpit/internal/github"
 	"sandpit.dev/sandpit/internal/gitsync"
 	"sandpit.dev/sandpit/internal/lifecycle"
@@ -34,6 +35,7 @@ import (
 	"sandpit.dev/sandpit/internal/snapshot"
 	"sandpit.dev/sandpit/internal/store"
 	"sandpit.dev/sandpit/internal/store/sqlite"
+	"sandpit.dev/sandpit/internal/web"
 )
 
 // Token is the admin token of every test stack.
@@ -343,8 +345,9 @@ func StartWith(t testing.TB, opts Options) *Stack {
 		Now:             now, Policy: opts.Lifecycle, Activity: activity.Last,
 	})
 	streams, endStreams := context.WithCancel(context.Background())
+	sessions := auth.NewSessions(Token, 0, now)
 	handler := api.New(api.Config{
-		Store: st, Runtime: driven, Enqueue: rec.Enqueue, Broker: broker, Logger: log, Token: Token,
+		Store: st, Runtime: driven, Enqueue: rec.Enqueue, Broker: broker, Logger: log, Token: Token, Sessions: sessions,
 		Gatherer: reg, Registerer: reg, Version: Version, BaseContext: streams, Heartbeat: time.Second,
 		Snapshots: snaps,
 		Now:       now, Policy: opts.Lifecycle, Activity: activity, Lifecycle: rec.Lifecycle, PoolChanged: rec.WantPoolCheck,
@@ -359,7 +362,9 @@ func StartWith(t testing.TB, opts Options) *Stack {
 			}
 		},
 	})
-	srv := httptest.NewServer(handler)
+	// The console wraps the API as in `sandpit serve`.
+	srv := httptest.NewServer(web.New(web.Config{API: handler, Sessions: sessions, Logger: log, Version: Version,
+		CheckToken: func(tok string) (string, bool) { return "admin", handler.ValidToken(tok) }}))
 	var proxySrv *httptest.Server
 	if opts.Proxy {
 		pcfg := proxy.Config{Domain: "localhost", Table: table, Logger: log.With("component", "proxy"),

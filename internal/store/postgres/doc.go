@@ -2,8 +2,8 @@
 // connection pool (github.com/jackc/pgx/v5/pgxpool): the store to use when
 // two or more `sandpit serve` replicas share one database, for example a
 // Kubernetes Deployment. It holds what the SQLite adapter holds (template
-// versions, sandboxes, their events, the runtimes' handles, snapshot records
-// and repository bindings) and passes the same conformance suite in
+// versions, sandboxes, their events, the runtimes' handles, snapshot records,
+// repository bindings and usage intervals) and passes the same conformance suite in
 // internal/store/storetest.
 //
 // It owns its schema: the numbered migrations embedded from migrations/

@@ -270,14 +270,27 @@ func TestUpgradeFromV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Written with SQL of that schema: the current CreateSandbox is fine
-	// (it names no later column), but be explicit about what v1 had.
-	sb := &sandbox.Sandbox{Name: "kept", Spec: sandbox.Spec{Template: "shop", TemplateVersion: 1, Set: map[string]string{"k": "v"}}}
-	if err := old.CreateSandbox(ctx, sb); err != nil {
-		t.Fatal(err)
-	}
-	if err := old.UpdateStatus(ctx, sb.ID, sandbox.Status{Phase: sandbox.PhaseReady, Message: "up"}); err != nil {
-		t.Fatal(err)
+	// Written with SQL of that schema: the current CreateSandbox and
+	// UpdateStatus also write usage intervals, which it does not have.
+	sb := &sandbox.Sandbox{ID: sandbox.NewID(), Name: "kept", Spec: sandbox.Spec{Template: "shop", TemplateVersion: 1, Set: map[string]string{"k": "v"}, CreatedBy: "carol"}}
+	napping := &sandbox.Sandbox{ID: sandbox.NewID(), Name: "napping", Spec: sandbox.Spec{Template: "blog", TemplateVersion: 1}}
+	for _, c := range []struct {
+		sb *sandbox.Sandbox
+		st sandbox.Status
+	}{
+		{sb, sandbox.Status{Phase: sandbox.PhaseReady, Message: "up"}},
+		{napping, sandbox.Status{Phase: sandbox.PhaseSuspended, SuspendReason: "idle for 30m"}},
+	} {
+		c.sb.Status = c.st
+		spec, status, err := marshalSandbox(c.sb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := now()
+		if _, err := old.pool.Exec(ctx, `INSERT INTO sandboxes (id, name, spec, status, phase, template, generation, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7)`, c.sb.ID, c.sb.Name, spec, status, string(c.st.Phase), c.sb.Spec.Template, at); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ev, err := old.AppendEvent(ctx, sandbox.Event{SandboxID: sb.ID, Reason: sandbox.ReasonCreated, Message: "hi"})
 	if err != nil {
@@ -321,6 +334,36 @@ func TestUpgradeFromV1(t *testing.T) {
 	}
 	if err := s.CreateSnapshot(ctx, &sandbox.Snapshot{Name: "first", Handle: []byte("h")}); err != nil {
 		t.Errorf("CreateSnapshot after the upgrade: %v", err)
+	}
+
+	// Sandboxes that were there are counted from the upgrade on, in the
+	// state their phase says.
+	upgraded := time.Now()
+	ivs, err := s.UsageIntervals(ctx, upgraded.Add(-time.Minute), upgraded.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ivs) != 2 {
+		t.Fatalf("usage intervals after the upgrade: %+v, want 2", ivs)
+	}
+	for _, iv := range ivs {
+		want := sandbox.UsageInterval{SandboxID: sb.ID, Name: "kept", Template: "shop", Owner: "carol", State: sandbox.UsageRunning, Start: iv.Start}
+		if iv.SandboxID == napping.ID {
+			want = sandbox.UsageInterval{SandboxID: napping.ID, Name: "napping", Template: "blog", Owner: sandbox.UnknownOwner, State: sandbox.UsageSuspended, Idle: true, Start: iv.Start}
+		}
+		if fmt.Sprintf("%+v", iv) != fmt.Sprintf("%+v", want) || iv.Start.Before(upgraded.Add(-time.Minute)) || iv.Start.Location() != time.UTC {
+			t.Errorf("usage interval after the upgrade: %+v, want %+v (starting about now)", iv, want)
+		}
+	}
+	// The store writes them from then on.
+	if err := s.UpdateStatus(ctx, sb.ID, sandbox.Status{Phase: sandbox.PhaseSuspended, SuspendReason: "suspend requested"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSandbox(ctx, napping.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ivs, err := s.UsageIntervals(ctx, upgraded.Add(-time.Minute), upgraded.Add(time.Minute)); err != nil || len(ivs) != 3 {
+		t.Errorf("usage intervals after a suspend and a delete: %+v, %v; want 3", ivs, err)
 	}
 	if err := s.CreateRepo(ctx, &sandbox.Repo{Name: "shop", URL: "u", Template: "shop", GitHub: "acme/shop", AllowForkSecrets: true}); err != nil {
 		t.Errorf("CreateRepo after the upgrade: %v", err)

@@ -45,10 +45,19 @@ func (s *Store) CreateSandbox(ctx context.Context, sb *sandbox.Sandbox) error {
 	if err != nil {
 		return fmt.Errorf("create sandbox %q: %w", c.Name, err)
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO sandboxes
-		(id, name, spec, status, phase, template, generation, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		c.ID, c.Name, spec, status, string(c.Status.Phase), c.Spec.Template, c.Generation, c.CreatedAt, c.UpdatedAt)
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO sandboxes
+			(id, name, spec, status, phase, template, generation, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			c.ID, c.Name, spec, status, string(c.Status.Phase), c.Spec.Template, c.Generation, c.CreatedAt, c.UpdatedAt); err != nil {
+			return err
+		}
+		// Usage counts from when the store has it (UpdatedAt), not from a
+		// CreatedAt the caller gave: every usage time is the store's.
+		state, idle := sandbox.UsageOf(c.Status, "", false)
+		return startUsage(ctx, tx, sandbox.UsageInterval{SandboxID: c.ID, Name: c.Name, Template: c.Spec.Template,
+			Owner: sandbox.UsageOwner(c.Spec.CreatedBy), State: state, Idle: idle, Start: c.UpdatedAt})
+	})
 	if constraint, ok := uniqueViolation(err); ok {
 		if constraint == "sandboxes_name_key" {
 			return fmt.Errorf("create sandbox %q: the name is taken; choose another or delete that sandbox first: %w", c.Name, store.ErrConflict)
@@ -174,6 +183,9 @@ func (s *Store) updateSpec(ctx context.Context, id, rename string, fn func(*sand
 			sb.Name, string(spec), sb.Spec.Template, sb.Generation, sb.UpdatedAt, id); err != nil {
 			return err
 		}
+		if err := recordSpecUsage(ctx, tx, sb, sb.UpdatedAt); err != nil {
+			return err
+		}
 		out = sb
 		return nil
 	})
@@ -212,8 +224,16 @@ func (s *Store) UpdateStatus(ctx context.Context, id string, st sandbox.Status) 
 	if err != nil {
 		return fmt.Errorf("update status of sandbox %q: encode status: %w", id, err)
 	}
-	err = mustAffect(s.pool.Exec(ctx, `UPDATE sandboxes SET status = $1, phase = $2, updated_at = $3 WHERE id = $4`,
-		string(status), string(st.Phase), now(), id))
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		// The update locks the row: the usage interval is read and
+		// changed by one writer of this sandbox at a time.
+		at := now()
+		if err := mustAffect(tx.Exec(ctx, `UPDATE sandboxes SET status = $1, phase = $2, updated_at = $3 WHERE id = $4`,
+			string(status), string(st.Phase), at, id)); err != nil {
+			return err
+		}
+		return recordStatusUsage(ctx, tx, id, st, at)
+	})
 	if err != nil {
 		return fmt.Errorf("update status of sandbox %q: %w", id, err)
 	}
@@ -221,9 +241,15 @@ func (s *Store) UpdateStatus(ctx context.Context, id string, st sandbox.Status) 
 }
 
 // DeleteSandbox implements store.Store. Its events go by ON DELETE CASCADE;
-// its handle stays (see the handles table).
+// its handle stays (see the handles table), and so do its usage intervals.
 func (s *Store) DeleteSandbox(ctx context.Context, id string) error {
-	if err := mustAffect(s.pool.Exec(ctx, `DELETE FROM sandboxes WHERE id = $1`, id)); err != nil {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if err := mustAffect(tx.Exec(ctx, `DELETE FROM sandboxes WHERE id = $1`, id)); err != nil {
+			return err
+		}
+		return recordDeleteUsage(ctx, tx, id, now())
+	})
+	if err != nil {
 		return fmt.Errorf("delete sandbox %q: %w", id, err)
 	}
 	return nil

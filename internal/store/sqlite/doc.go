@@ -1,7 +1,7 @@
 // Package sqlite is the embedded default store.Store: one SQLite file
 // (pure Go, through modernc.org/sqlite, so no cgo) holding template
-// versions, sandboxes, their events, the runtimes' handles and snapshot
-// records.
+// versions, sandboxes, their events, the runtimes' handles, snapshot
+// records and usage intervals.
 //
 // It owns the file and its schema: the numbered migrations embedded from
 // migrations/, applied by Open and recorded in schema_migrations, and the

@@ -47,7 +47,14 @@ func (s *Store) CreateSandbox(ctx context.Context, sb *sandbox.Sandbox) error {
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.Name, spec, status, string(c.Status.Phase), c.Spec.Template, c.Generation,
 			formatTime(c.CreatedAt), formatTime(c.UpdatedAt))
-		return err
+		if err != nil {
+			return err
+		}
+		// Usage counts from when the store has it (UpdatedAt), not from a
+		// CreatedAt the caller gave: every usage time is the store's.
+		state, idle := sandbox.UsageOf(c.Status, "", false)
+		return startUsage(ctx, tx, sandbox.UsageInterval{SandboxID: c.ID, Name: c.Name, Template: c.Spec.Template,
+			Owner: sandbox.UsageOwner(c.Spec.CreatedBy), State: state, Idle: idle, Start: c.UpdatedAt})
 	})
 	if isUniqueViolation(err) {
 		// The message names the column; the name is the likely one and
@@ -196,6 +203,9 @@ func (s *Store) updateSpec(ctx context.Context, id, rename string, fn func(*sand
 			sb.Name, string(spec), sb.Spec.Template, sb.Generation, formatTime(sb.UpdatedAt), id); err != nil {
 			return err
 		}
+		if err := recordSpecUsage(ctx, tx, sb, sb.UpdatedAt); err != nil {
+			return err
+		}
 		out = sb
 		return nil
 	})
@@ -216,12 +226,16 @@ func (s *Store) UpdateStatus(ctx context.Context, id string, st sandbox.Status) 
 		return fmt.Errorf("update status of sandbox %q: encode status: %w", id, err)
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
+		at := now()
 		res, err := tx.ExecContext(ctx, `UPDATE sandboxes SET status = ?, phase = ?, updated_at = ? WHERE id = ?`,
-			string(status), string(st.Phase), formatTime(now()), id)
+			string(status), string(st.Phase), formatTime(at), id)
 		if err != nil {
 			return err
 		}
-		return mustAffect(res)
+		if err := mustAffect(res); err != nil {
+			return err
+		}
+		return recordStatusUsage(ctx, tx, id, st, at)
 	})
 	if err != nil {
 		return fmt.Errorf("update status of sandbox %q: %w", id, err)
@@ -230,14 +244,17 @@ func (s *Store) UpdateStatus(ctx context.Context, id string, st sandbox.Status) 
 }
 
 // DeleteSandbox implements store.Store. Its events go by ON DELETE CASCADE;
-// its handle stays (see the handles table).
+// its handle stays (see the handles table), and so do its usage intervals.
 func (s *Store) DeleteSandbox(ctx context.Context, id string) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM sandboxes WHERE id = ?`, id)
 		if err != nil {
 			return err
 		}
-		return mustAffect(res)
+		if err := mustAffect(res); err != nil {
+			return err
+		}
+		return recordDeleteUsage(ctx, tx, id, now())
 	})
 	if err != nil {
 		return fmt.Errorf("delete sandbox %q: %w", id, err)

@@ -328,6 +328,7 @@ func testCanceled(t *testing.T, s store.Store) {
 		{"ListSnapshots", func() error { _, err := s.ListSnapshots(ctx); return err }},
 		{"UpdateSnapshot", func() error { return s.UpdateSnapshot(ctx, &snapUpd) }},
 		{"DeleteSnapshot", func() error { return s.DeleteSnapshot(ctx, snap.ID) }},
+		{"UsageIntervals", func() error { _, err := s.UsageIntervals(ctx, allFrom, allTo); return err }},
 	}
 	for _, c := range calls {
 		if err := c.call(); !errors.Is(err, context.Canceled) {
@@ -357,4 +358,7 @@ func testCanceled(t *testing.T, s store.Store) {
 	if _, err := s.GetSnapshotByName(t.Context(), "never"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("canceled CreateSnapshot stored a snapshot: %v", err)
 	}
+	// Nor did the usage record move: the sandbox is still running, in its
+	// first interval.
+	wantUsage(t, "usage after canceled writes", usageOf(t, s, sb.ID), true, "running")
 }

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Snapshots", snapshotTests},
 		{"Lifecycle", lifecycleTests},
 		{"Repos", repoTests},
+		{"Usage", usageTests},
 		{"Times", timeTests},
 		{"Context", contextTests},
 	}
