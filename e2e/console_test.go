@@ -33,6 +33,15 @@ func TestConsole(t *testing.T) {
 	b.WaitText("#templates tbody", "guestbook", 10*time.Second)
 	checkPage(t, b, "templates")
 
+	// A template with a mistake: the error is shown under its line.
+	b.Fill("#a-source", "apiVersion: sandpit/v1\nname: broken\nservices:\n  web:\n    run: echo hi\n    ports: [{name: http, protocol: carrier-pigeon}]\n")
+	b.Click("#validate")
+	b.WaitText("#apply-result", "shown in the source below", 10*time.Second)
+	b.WaitText("#annotated li.bad", "carrier-pigeon", 5*time.Second)
+	if tvs, err := s.client.ListTemplates(context.Background()); err != nil || len(tvs) != 1 {
+		t.Errorf("after validating a broken template the server has %d templates (%v), want only guestbook", len(tvs), err)
+	}
+
 	// Launch from the create page.
 	b.Navigate(base + "/new?template=guestbook")
 	b.Fill("#c-name", "web-demo")
@@ -85,6 +94,13 @@ func TestConsole(t *testing.T) {
 	}
 	b.Click(`[data-action="resume"]`)
 	b.WaitText("#sb-phase", "Ready", 2*time.Minute)
+	b.Click(`[data-action="pin"]`)
+	b.WaitText(`[data-action="pin"][aria-pressed="true"]`, "Unpin", 10*time.Second)
+	if sb := s.sandbox("web-demo"); sb.Spec.Pin == nil {
+		t.Error("Pin in the console did not pin the sandbox")
+	}
+	b.Click(`[data-action="pin"]`)
+	b.WaitText(`[data-action="pin"][aria-pressed="false"]`, "Pin", 10*time.Second)
 
 	// The other pages render without errors.
 	for _, p := range []struct{ path, wait, text string }{
