@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"sandpit.dev/sandpit/client"
+	"sandpit.dev/sandpit/internal/browsertest"
 )
 
 // TestConsole drives a real headless Chromium through the console of a
@@ -21,7 +22,7 @@ func TestConsole(t *testing.T) {
 	s := newServer(t)
 	s.mustCLI("template", "apply", "-f", exampleTemplate())
 	base := "http://" + s.api
-	b := startBrowser(t)
+	b := browsertest.Start(t)
 
 	// Signed out, the console sends the browser to sign in, then back.
 	b.Navigate(base + "/templates")
@@ -130,7 +131,7 @@ func TestConsole(t *testing.T) {
 
 // checkPage fails the test with what a page gets wrong: accessibility on a
 // desktop screen, then a 390 px wide one.
-func checkPage(t *testing.T, b *browser, name string) {
+func checkPage(t *testing.T, b *browsertest.Browser, name string) {
 	t.Helper()
 	if v := b.Accessibility(); len(v) > 0 {
 		t.Errorf("%s page: accessibility:\n  %s", name, strings.Join(v, "\n  "))
@@ -140,7 +141,7 @@ func checkPage(t *testing.T, b *browser, name string) {
 	}
 }
 
-func waitValue(t *testing.T, b *browser, sel, substr string) {
+func waitValue(t *testing.T, b *browsertest.Browser, sel, substr string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	var v string

@@ -32,7 +32,7 @@ install_runtime_deps() {
 # install_test_deps: what the tests need beyond the runtime: xfsprogs to
 # test the snapshot store's reflink method on a real XFS filesystem, a
 # Kubernetes control plane for the kube runtime (install_kube_tools), and
-# Chromium for the web console's end-to-end tests (e2e/browser_test.go
+# Chromium for the web console's end-to-end tests (internal/browsertest
 # drives it headless; fonts-dejavu-core gives it a font to render text with,
 # which the contrast and text-size checks and the screenshots rely on).
 install_test_deps() {

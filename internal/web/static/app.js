@@ -279,7 +279,9 @@
       const t0 = Math.min(...stages.map((s) => new Date(s.started_at).getTime()));
       const end = (s) => (s.finished_at ? new Date(s.finished_at).getTime() : now);
       const t1 = Math.max(...stages.map(end), t0 + 1);
-      const W = 720, labelW = 170, durW = 80, rowH = 22, top = 4;
+      // Drawn at the box's own width, one unit a pixel, so text keeps its
+      // size on a phone instead of shrinking with the picture.
+      const W = Math.max(300, box.clientWidth || 720), labelW = Math.min(170, Math.round(W * 0.3)), durW = 72, rowH = 22, top = 4;
       const scale = (W - labelW - durW) / (t1 - t0);
       const ns = "http://www.w3.org/2000/svg";
       const svg = document.createElementNS(ns, "svg");
@@ -307,6 +309,8 @@
       const parts = [el("p", { class: "muted" }, st.timing ? "Total " + fmtDur(st.timing.total_ms) + ": " + fmtDur(st.timing.external_ms) + " waiting on git, builds, dependencies and probes, " + fmtDur(st.timing.overhead_ms) + " Sandpit's own." : "")];
       box.replaceChildren(svg, ...parts);
     }
+
+    window.addEventListener("resize", () => sb && renderTimeline(sb.status || {}));
 
     // ---- logs
     const logBox = $("#logs");
@@ -730,7 +734,7 @@
         (ran + saved > 0 ? " (" + Math.round((100 * saved) / (ran + saved)) + "% of what would have run)" : "") +
         "; sandboxes ran " + ran.toFixed(1) + " hours in these " + days.length + " days.";
       // Stacked bars: one per day, a segment per template or owner.
-      const W = 760, H = 260, left = 40, bottom = 40, top = 10;
+      const W = Math.max(300, $("#chart").clientWidth || 760), H = 260, left = 40, bottom = 40, top = 10;
       const max = Math.max(1, ...days.map((d) => Object.values(d[by] || {}).reduce((a, b) => a + b, 0)));
       const bw = (W - left - 10) / Math.max(1, days.length);
       const ns = "http://www.w3.org/2000/svg";
@@ -754,7 +758,9 @@
           r.append(mk("title", {}, d.date + " · " + k + ": " + v.toFixed(2) + " h"));
           svg.append(r);
         });
-        if (days.length <= 31 && (days.length <= 14 || i % 2 === 0)) svg.append(mk("text", { x: left + i * bw + 2, y: H - bottom + 14 }, d.date.slice(5)));
+        // Date labels need about 40 px each; skip some when bars are narrow.
+        const every = Math.max(1, Math.ceil(40 / bw));
+        if (i % every === 0) svg.append(mk("text", { x: left + i * bw + 2, y: H - bottom + 14 }, d.date.slice(5)));
       });
       const legend = el("ul", { class: "legend" }, ...keys.map((k, j) => {
         const sw = el("span", { class: "swatch" });
@@ -773,6 +779,7 @@
     }
     $("#u-days").addEventListener("change", load);
     $("#u-by").addEventListener("change", () => data && draw());
+    window.addEventListener("resize", () => data && draw());
     $("#usage-form").addEventListener("submit", (e) => e.preventDefault());
     load();
   }
