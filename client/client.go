@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +33,27 @@ func New(baseURL, token string) (*Client, error) {
 		return nil, fmt.Errorf("server address %q is not an http(s) URL: set SANDPIT_SERVER to something like http://127.0.0.1:7700", baseURL)
 	}
 	return &Client{base: u, token: token, http: &http.Client{Transport: http.DefaultTransport}}, nil
+}
+
+// TrustCAFile makes the client also trust the PEM certificates in path,
+// such as the one `sandpit serve --tls-self-signed` writes to
+// <data-dir>/tls/self-signed.crt (SANDPIT_CA_FILE in the CLI).
+func (c *Client) TrustCAFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read the CA file (SANDPIT_CA_FILE): %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return fmt.Errorf("%s holds no PEM certificate: point SANDPIT_CA_FILE at the server's certificate, e.g. <data-dir>/tls/self-signed.crt", path)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	c.http = &http.Client{Transport: t}
+	return nil
 }
 
 // BaseURL returns the server's address.

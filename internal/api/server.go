@@ -22,6 +22,7 @@ import (
 	"sandpit.dev/sandpit/internal/github"
 	"sandpit.dev/sandpit/internal/lifecycle"
 	"sandpit.dev/sandpit/internal/notify"
+	"sandpit.dev/sandpit/internal/ratelimit"
 	"sandpit.dev/sandpit/internal/runtime"
 	"sandpit.dev/sandpit/internal/sandbox"
 	"sandpit.dev/sandpit/internal/snapshot"
@@ -82,6 +83,10 @@ type Config struct {
 	// GitHubAPIURL is the GitHub API's base URL; its host (and
 	// github.com) is where repository URLs name OWNER/NAME.
 	GitHubAPIURL string
+	// AuthLimiter, when set, counts wrong bearer tokens per client address
+	// and answers 429 to an address over its limit before looking at its
+	// token (the console's sign-in shares it). Nil: no limit.
+	AuthLimiter *ratelimit.Limiter
 }
 
 // Server is the API's http.Handler.
@@ -203,6 +208,9 @@ func (s *Server) routes() {
 		if !rt.public {
 			h = s.auth(h)
 		}
+		if rt.stream == "" && rt.requestBinary == "" {
+			h = withDeadlines(h)
+		}
 		s.mux.Handle(rt.method+" "+rt.path, s.count(rt.method+" "+rt.path, h))
 		if s.allowed[rt.path] == nil {
 			s.paths.Handle(rt.path, http.NotFoundHandler())
@@ -267,12 +275,49 @@ func (s *Server) auth(next http.HandlerFunc) http.HandlerFunc {
 				Hint: "set SANDPIT_TOKEN (the server wrote one to admin.token in its data dir on first start)"})
 			return
 		}
+		key := ratelimit.Key(r)
+		if l := s.cfg.AuthLimiter; l != nil {
+			if wait, blocked := l.Blocked(key); blocked {
+				ratelimit.RetryAfter(w, wait)
+				writeError(w, &client.Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
+					Message: "too many wrong tokens from " + key + ": try again in " + wait.String(),
+					Hint:    "check SANDPIT_TOKEN against admin.token in the server's data dir before retrying"})
+				return
+			}
+		}
 		if !s.ValidToken(tok) {
+			if s.cfg.AuthLimiter != nil {
+				s.cfg.AuthLimiter.Fail(key)
+			}
+			s.log.Warn("request with a wrong bearer token", "remote", r.RemoteAddr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sandpit", error="invalid_token"`)
 			writeError(w, &client.Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "the bearer token is not valid",
 				Hint: "use the token in the server's data dir (admin.token), e.g. export SANDPIT_TOKEN=$(cat /var/lib/sandpit/admin.token)"})
 			return
 		}
+		next(w, r)
+	}
+}
+
+// handlerTimeout bounds reading the request and writing the answer of
+// every route that neither streams its answer nor takes an upload. The
+// servers have no WriteTimeout or ReadTimeout, which would cut event and
+// log follows, exec sessions and snapshot imports; the deadlines are set
+// per request instead, and only here.
+const handlerTimeout = 2 * time.Minute
+
+// withDeadlines sets read and write deadlines of handlerTimeout on the
+// request's connection (stream) for next, and clears the write deadline
+// when it returns, so that the next request on a kept-alive connection,
+// perhaps a stream, does not inherit it (the server resets the read
+// deadline itself).
+func withDeadlines(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		end := time.Now().Add(handlerTimeout)
+		_ = rc.SetReadDeadline(end)
+		_ = rc.SetWriteDeadline(end)
+		defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 		next(w, r)
 	}
 }

@@ -180,6 +180,11 @@ func (a *app) connect() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ca := a.env.Getenv("SANDPIT_CA_FILE"); ca != "" {
+		if err := c.TrustCAFile(ca); err != nil {
+			return nil, err
+		}
+	}
 	a.client = c
 	return c, nil
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	"sandpit.dev/sandpit/internal/lifecycle"
 	"sandpit.dev/sandpit/internal/notify"
 	"sandpit.dev/sandpit/internal/proxy"
+	"sandpit.dev/sandpit/internal/ratelimit"
 	"sandpit.dev/sandpit/internal/reconcile"
 	"sandpit.dev/sandpit/internal/runtime"
 	"sandpit.dev/sandpit/internal/runtime/local"
@@ -102,6 +104,15 @@ type Config struct {
 	// other replicas made (default 1s; only with LeaderElect or a
 	// PostgreSQL store).
 	StorePoll time.Duration
+	// TLSCert and TLSKey are PEM files the API and the proxy serve HTTPS
+	// with; TLSSelfSigned instead makes (on first start, then reuses) a
+	// self-signed certificate for localhost, 127.0.0.1 and the proxy
+	// domain's wildcard in <DataDir>/tls. None: plain HTTP.
+	TLSCert, TLSKey string
+	TLSSelfSigned   bool
+	// ReadHeaderTimeout bounds how long a client may take to send a
+	// request's header to either listener (slowloris; default 10s).
+	ReadHeaderTimeout time.Duration
 	// ShimCommand starts a shim (the sandpit binary and "shim").
 	ShimCommand []string
 	Logger      *slog.Logger
@@ -116,6 +127,9 @@ type Info struct {
 	ProxyAddr string
 	DataDir   string
 	TokenFile string
+	// CAFile is the self-signed certificate clients should trust
+	// (SANDPIT_CA_FILE), when the server made one.
+	CAFile string
 }
 
 // TokenFile is where the admin token lives in a data dir.
@@ -197,6 +211,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("--runtime %q: use local (processes on this host) or kubernetes (a namespace per sandbox)", cfg.Runtime)
 	}
 
+	tlsCfg, err := tlsConfig(cfg.TLSCert, cfg.TLSKey, cfg.TLSSelfSigned, dataDir, domain)
+	if err != nil {
+		return err
+	}
+	scheme := "http"
+	if tlsCfg != nil {
+		scheme = "https"
+	}
+
 	apiLn, err := listen(cfg.Listen, "--listen")
 	if err != nil {
 		return err
@@ -216,7 +239,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if proxyPort != 80 {
 			host += ":" + strconv.Itoa(proxyPort)
 		}
-		return "http://" + host
+		return scheme + "://" + host
 	}
 	table := proxy.NewTable()
 	broker := notify.New()
@@ -269,30 +292,50 @@ func Run(ctx context.Context, cfg Config) error {
 	streamsCtx, endStreams := context.WithCancel(context.Background())
 	defer endStreams()
 	sessions := auth.NewSessions(token, 0, nil)
+	// Wrong tokens, at sign-in or as bearer tokens, count against one
+	// limit per client address.
+	authLimiter := ratelimit.New(ratelimit.DefaultFailures, ratelimit.DefaultWindow, nil)
 	apiHandler := api.New(api.Config{
 		Store: st, Runtime: rt, Enqueue: rec.Enqueue, Broker: broker, Logger: log, Token: token, Sessions: sessions,
 		Gatherer: reg, Registerer: reg, Version: cfg.Version, BaseContext: streamsCtx,
 		Snapshots: snaps,
 		Policy:    cfg.Lifecycle, Activity: activity, Lifecycle: rec.Lifecycle, PoolChanged: rec.WantPoolCheck,
 		RepoChanged: syncer.Enqueue, PullRequestEvent: syncer.ObservePullRequest, GitHubAPIURL: gh.BaseURL(),
+		AuthLimiter: authLimiter,
 	})
 	console := web.New(web.Config{API: apiHandler, Sessions: sessions, Logger: log, Version: cfg.Version,
-		CheckToken: func(tok string) (string, bool) { return "admin", apiHandler.ValidToken(tok) }})
-	apiSrv := &http.Server{
-		Handler:           console,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+		CheckToken: func(tok string) (string, bool) { return "admin", apiHandler.ValidToken(tok) },
+		Limiter:    authLimiter})
+	// Both servers bound the request header (time and size) and idle
+	// connections, but set no ReadTimeout or WriteTimeout: those would cut
+	// log and event follows, exec sessions, uploads and the proxy's
+	// websockets. The API sets deadlines per request on its other routes
+	// instead (see api.withDeadlines).
+	apiSrv := proxy.NewServer("", console)
 	px := proxy.New(proxy.Config{Domain: domain, Table: table, Logger: log.With("component", "proxy"), Registerer: reg,
 		OnRequest: func(sb, _ string) { activity.Touch(sb) },
 		Wake:      apiHandler.Wake,
 	})
 	proxySrv := proxy.NewServer("", px)
-	proxySrv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	for _, s := range []*http.Server{apiSrv, proxySrv} {
+		s.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+		if cfg.ReadHeaderTimeout > 0 {
+			s.ReadHeaderTimeout = cfg.ReadHeaderTimeout
+		}
 		s.RegisterOnShutdown(endStreams)
+	}
+	if tlsCfg != nil {
+		apiSrv.TLSConfig = tlsCfg.Clone() // HTTP/2 too: the console holds several streams open
+		proxySrv.TLSConfig = tlsCfg.Clone()
+		// HTTP/1.1 only on the proxy: websockets to sandboxes upgrade an
+		// HTTP/1.1 connection.
+		proxySrv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+	}
+	serve := func(s *http.Server, ln net.Listener) error {
+		if tlsCfg != nil {
+			return s.ServeTLS(ln, "", "")
+		}
+		return s.Serve(ln)
 	}
 
 	recCtx, stopRec := context.WithCancel(context.Background())
@@ -381,17 +424,21 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	go func() {
 		defer wg.Done()
-		if err := apiSrv.Serve(apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(apiSrv, apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("API server: %w", err)
 		}
 	}()
 	go func() {
 		defer wg.Done()
-		if err := proxySrv.Serve(proxyLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(proxySrv, proxyLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("proxy: %w", err)
 		}
 	}()
-	info := Info{APIURL: "http://" + apiLn.Addr().String(), ProxyAddr: proxyLn.Addr().String(), DataDir: dataDir, TokenFile: TokenFile(dataDir)}
+	info := Info{APIURL: scheme + "://" + apiLn.Addr().String(), ProxyAddr: proxyLn.Addr().String(), DataDir: dataDir, TokenFile: TokenFile(dataDir)}
+	if cfg.TLSSelfSigned {
+		info.CAFile = SelfSignedCert(dataDir)
+		log.Info("serving HTTPS with a self-signed certificate: have clients trust it, e.g. export SANDPIT_CA_FILE="+info.CAFile, "cert", info.CAFile)
+	}
 	log.Info("sandpit serving", "api", info.APIURL, "proxy", info.ProxyAddr, "domain", domain, "data_dir", dataDir,
 		"runtime", rt.Name(), "run_as", user.Name, "sandboxes", len(sbs), "version", cfg.Version)
 	if cfg.Started != nil {

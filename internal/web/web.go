@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"sandpit.dev/sandpit/internal/auth"
+	"sandpit.dev/sandpit/internal/ratelimit"
 	"sandpit.dev/sandpit/internal/sandbox"
 )
 
@@ -33,6 +34,10 @@ type Config struct {
 	CheckToken func(token string) (subject string, ok bool)
 	Logger     *slog.Logger
 	Version    string
+	// Limiter, when set, counts wrong tokens at sign-in per client address
+	// and refuses (429) an address over its limit before looking at its
+	// token; the server shares it with the API's bearer tokens.
+	Limiter *ratelimit.Limiter
 }
 
 // Handler serves the console and hands everything else to the API.
@@ -266,6 +271,15 @@ func safeNext(next string) string {
 
 func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	key := ratelimit.Key(r)
+	if h.cfg.Limiter != nil {
+		if wait, blocked := h.cfg.Limiter.Blocked(key); blocked {
+			h.log.Warn("sign-in refused: too many wrong tokens", "remote", r.RemoteAddr)
+			ratelimit.RetryAfter(w, wait)
+			h.renderSignIn(w, r, http.StatusTooManyRequests, "Too many wrong tokens from your address. Wait "+wait.String()+", then sign in with the server's admin token (admin.token in its data dir).")
+			return
+		}
+	}
 	if err := r.ParseForm(); err != nil {
 		h.renderSignIn(w, r, http.StatusBadRequest, "The form could not be read; try again.")
 		return
@@ -278,6 +292,9 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	subject, ok := h.cfg.CheckToken(strings.TrimSpace(r.PostFormValue("token")))
 	if !ok {
+		if h.cfg.Limiter != nil {
+			h.cfg.Limiter.Fail(key)
+		}
 		h.log.Warn("sign-in with a wrong token", "remote", r.RemoteAddr)
 		h.renderSignIn(w, r, http.StatusUnauthorized, "That token is not valid. Use the server's admin token (admin.token in its data dir).")
 		return
