@@ -1,11 +1,9 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"sandpit.dev/sandpit/client"
@@ -50,17 +48,12 @@ func (s *Server) githubHook(w http.ResponseWriter, r *http.Request) {
 		denied()
 		return
 	}
-	payload := body
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		q, err := url.ParseQuery(string(body))
-		if err != nil {
-			denied()
-			return
-		}
-		payload = []byte(q.Get("payload"))
-	}
-	var ev github.Event
-	if err := json.Unmarshal(payload, &ev); err != nil || ev.Repository == nil {
+	// A payload that does not parse gets the same answer as a wrong
+	// signature: the answer tells nothing before a binding's secret
+	// signed the delivery.
+	ev, err := github.ParseEvent(r.Header.Get(github.EventHeader), r.Header.Get("Content-Type"), body)
+	if err != nil {
+		s.log.Info("webhook delivery refused", "event", r.Header.Get(github.EventHeader), "error", err)
 		denied()
 		return
 	}

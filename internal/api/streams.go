@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -30,6 +31,20 @@ func (s *Server) streamContext(r *http.Request) (context.Context, context.Cancel
 	return ctx, func() { stop(); cancel() }
 }
 
+// boolParam reads a boolean query parameter: true, false or left out
+// (false). Anything else is refused rather than read as false, so that a
+// typo such as follow=yes does not silently do the other thing.
+func boolParam(q url.Values, name string) (bool, *client.Error) {
+	switch v := q.Get(name); v {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	default:
+		return false, &client.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: fmt.Sprintf("%s=%q: use %s=true or leave it out", name, v, name)}
+	}
+}
+
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	sb, ok := s.sandboxByName(w, r)
 	if !ok {
@@ -45,7 +60,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		after = n
 	}
-	if q.Get("follow") != "true" {
+	follow, e := boolParam(q, "follow")
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	if !follow {
 		evs, err := s.cfg.Store.ListEvents(r.Context(), sb.ID, after, 1000)
 		if err != nil {
 			writeError(w, storeError(err, ""))
@@ -192,7 +212,12 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	opts := runtime.LogOptions{Service: q.Get("service"), Follow: q.Get("follow") == "true"}
+	follow, e := boolParam(q, "follow")
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	opts := runtime.LogOptions{Service: q.Get("service"), Follow: follow}
 	if v := q.Get("tail"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {

@@ -4,6 +4,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -55,6 +59,39 @@ type Event struct {
 	After   string `json:"after"`
 	Deleted bool   `json:"deleted"`
 	Zen     string `json:"zen"`
+}
+
+// ParseEvent decodes the payload of a delivery of event: the body itself
+// (content type application/json), or its "payload" field
+// (application/x-www-form-urlencoded). It refuses a payload without a
+// repository full name, and a pull_request event whose pull request has
+// no positive number or a number other than the event's: such a payload
+// is not one GitHub sends, and nothing of it must reach gitsync.
+func ParseEvent(event, contentType string, body []byte) (*Event, error) {
+	payload := body
+	if strings.HasPrefix(contentType, "application/x-www-form-urlencoded") {
+		q, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, fmt.Errorf("decode the form-encoded delivery: %w", err)
+		}
+		payload = []byte(q.Get("payload"))
+	}
+	var ev Event
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		return nil, fmt.Errorf("decode the delivery's JSON payload: %w", err)
+	}
+	if ev.Repository == nil || ev.Repository.FullName == "" {
+		return nil, errors.New("the delivery names no repository (repository.full_name)")
+	}
+	if event == "pull_request" && ev.PullRequest != nil {
+		if ev.PullRequest.Number <= 0 {
+			return nil, fmt.Errorf("the delivery's pull request has no valid number (%d)", ev.PullRequest.Number)
+		}
+		if ev.Number != 0 && ev.Number != ev.PullRequest.Number {
+			return nil, fmt.Errorf("the delivery's number %d is not its pull request's (%d)", ev.Number, ev.PullRequest.Number)
+		}
+	}
+	return &ev, nil
 }
 
 // Repository is a webhook's or a pull request head's repository.
