@@ -151,7 +151,7 @@ func main() {
 		}
 		sr.authors = timeAuthors(sr.bare.dir, shas)
 		log.Printf("%s: git ls-remote p50 %s (git://), %s (file://); %d × git log %s",
-			sr.name, harness.FmtDur(pct(sr.lsGit, 50)), harness.FmtDur(pct(sr.lsFile, 50)), sr.n, harness.FmtDur(sr.authors))
+			sr.name, harness.FmtDur(harness.Pct(sr.lsGit, 50)), harness.FmtDur(harness.Pct(sr.lsFile, 50)), sr.n, harness.FmtDur(sr.authors))
 	}
 	// Trigger → Provisioning on the largest repository.
 	last := repos[len(repos)-1]
@@ -233,7 +233,7 @@ func measureSize(ctx context.Context, c *client.Client, sr *sizeRun) {
 		checkStatus(p, n, "idle")
 		sr.idle = append(sr.idle, p)
 	}
-	log.Printf("%s: idle pass p50 %s (server %s)", sr.name, harness.FmtDur(pct(clientTimes(sr.idle), 50)), harness.FmtDur(pct(serverTimes(sr.idle), 50)))
+	log.Printf("%s: idle pass p50 %s (server %s)", sr.name, harness.FmtDur(harness.Pct(clientTimes(sr.idle), 50)), harness.FmtDur(harness.Pct(serverTimes(sr.idle), 50)))
 
 	for cy := range *nCycles {
 		// A different slice of branches each cycle, spread over the list.
@@ -479,7 +479,7 @@ func measureFile(ctx context.Context, c *client.Client, sr *sizeRun) *fileRun {
 		fr.moves = append(fr.moves, syncPass(ctx, c, name, "move"))
 		waitSettled(ctx, c, name, sr.n)
 	}
-	log.Printf("%s: idle pass p50 %s, move pass p50 %s", name, harness.FmtDur(pct(clientTimes(fr.idle), 50)), harness.FmtDur(pct(clientTimes(fr.moves), 50)))
+	log.Printf("%s: idle pass p50 %s, move pass p50 %s", name, harness.FmtDur(harness.Pct(clientTimes(fr.idle), 50)), harness.FmtDur(harness.Pct(clientTimes(fr.moves), 50)))
 	return fr
 }
 

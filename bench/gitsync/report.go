@@ -38,7 +38,7 @@ func report(r *runInfo) string {
 			}
 			c, s := clientTimes(ps), serverTimes(ps)
 			w("| %d branches | %s | %d | %s | %s | %s | %s | %d |\n", sr.n, what, changes,
-				harness.FmtDur(pct(c, 50)), harness.FmtDur(pct(c, 95)), harness.FmtDur(pct(s, 50)), harness.FmtDur(pct(s, 95)), len(ps))
+				harness.FmtDur(harness.Pct(c, 50)), harness.FmtDur(harness.Pct(c, 95)), harness.FmtDur(harness.Pct(s, 50)), harness.FmtDur(harness.Pct(s, 95)), len(ps))
 		}
 		row("**first: creates a sandbox per branch**", sr.n, sr.first)
 		row("idle (nothing changed)", 0, sr.idle)
@@ -53,7 +53,7 @@ func report(r *runInfo) string {
 		row := func(what string, changes int, ps []passResult) {
 			c, s := clientTimes(ps), serverTimes(ps)
 			w("| %d branches, **file://** binding | %s | %d | %s | %s | %s | %s | %d |\n", f.n, what, changes,
-				harness.FmtDur(pct(c, 50)), harness.FmtDur(pct(c, 95)), harness.FmtDur(pct(s, 50)), harness.FmtDur(pct(s, 95)), len(ps))
+				harness.FmtDur(harness.Pct(c, 50)), harness.FmtDur(harness.Pct(c, 95)), harness.FmtDur(harness.Pct(s, 50)), harness.FmtDur(harness.Pct(s, 95)), len(ps))
 		}
 		row("**first: creates a sandbox per branch**", f.n, f.first)
 		row(fmt.Sprintf("idle, with %d sandboxes on the server", f.crowd), 0, f.idle)
@@ -62,8 +62,8 @@ func report(r *runInfo) string {
 	w("\n| remote | `git ls-remote --heads` git:// p50 | p95 | git:// protocol v0 p50 | p95 | file:// p50 | p95 | n | `git log -1` per branch (file:// bindings), all branches |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, sr := range r.sizes {
 		w("| %d branches | %s | %s | %s | %s | %s | %s | %d | %s (%s each) |\n", sr.n,
-			harness.FmtDur(pct(sr.lsGit, 50)), harness.FmtDur(pct(sr.lsGit, 95)), harness.FmtDur(pct(sr.lsGitV0, 50)), harness.FmtDur(pct(sr.lsGitV0, 95)),
-			harness.FmtDur(pct(sr.lsFile, 50)), harness.FmtDur(pct(sr.lsFile, 95)), len(sr.lsGit),
+			harness.FmtDur(harness.Pct(sr.lsGit, 50)), harness.FmtDur(harness.Pct(sr.lsGit, 95)), harness.FmtDur(harness.Pct(sr.lsGitV0, 50)), harness.FmtDur(harness.Pct(sr.lsGitV0, 95)),
+			harness.FmtDur(harness.Pct(sr.lsFile, 50)), harness.FmtDur(harness.Pct(sr.lsFile, 95)), len(sr.lsGit),
 			harness.FmtDur(sr.authors), harness.FmtDur(sr.authors/time.Duration(max(1, sr.n))))
 	}
 	w("\n")
@@ -91,7 +91,7 @@ func report(r *runInfo) string {
 				phases[l.phase]++
 			}
 			row := func(what string, v []time.Duration) {
-				w("| %s | %s | %s | %s | %d |\n", via, what, harness.FmtDur(pct(v, 50)), harness.FmtDur(pct(v, 95)), len(v))
+				w("| %s | %s | %s | %s | %d |\n", via, what, harness.FmtDur(harness.Pct(v, 50)), harness.FmtDur(harness.Pct(v, 95)), len(v))
 			}
 			row("request → 202 answer", ans)
 			row("request → sandbox's `created_at` (server's clock)", cr)
@@ -126,16 +126,4 @@ func serverTimes(ps []passResult) []time.Duration {
 		out = append(out, p.server)
 	}
 	return out
-}
-
-// pct is the nearest-rank percentile p (0–100) of v: with 20 values p95 is
-// the 19th smallest, with 10 it is the largest.
-func pct(v []time.Duration, p float64) time.Duration {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), v...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	k := int(float64(len(s))*p/100+0.999999) - 1
-	return s[max(0, min(k, len(s)-1))]
 }

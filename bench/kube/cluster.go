@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"sandpit.dev/sandpit/bench/internal/harness"
 	"sandpit.dev/sandpit/internal/runtime/kube"
 )
 
@@ -43,50 +44,6 @@ func components(clusterDir string) map[string]int {
 	return out
 }
 
-// statTicks is a process's own CPU time (utime+stime) and that of the
-// children it has waited for (cutime+cstime), in clock ticks.
-func statTicks(pid string) (own, children int64) {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0, 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, 0
-	}
-	// f[0] is field 3 (state); utime is field 14, so f[11].
-	f := strings.Fields(s[i+1:])
-	if len(f) < 15 {
-		return 0, 0
-	}
-	n := func(k int) int64 { v, _ := strconv.ParseInt(f[k], 10, 64); return v }
-	return n(11) + n(12), n(13) + n(14)
-}
-
-// hostBusyTicks is the CPU time the whole host has spent busy since boot:
-// user, nice, system, irq, softirq and steal.
-func hostBusyTicks() int64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0
-	}
-	var sum int64
-	for _, i := range []int{1, 2, 3, 6, 7, 8} {
-		n, _ := strconv.ParseInt(f[i], 10, 64)
-		sum += n
-	}
-	return sum
-}
-
-// clockTicks is USER_HZ, which Linux fixes at 100 for /proc.
-const clockTicks = 100
-
 // cpuSample is the CPU used so far by each part of the run.
 type cpuSample struct {
 	at   time.Time
@@ -101,12 +58,12 @@ type cpuSample struct {
 var cpuParts = []string{"kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "kwok", "benchmark", "kubectl"}
 
 func sampleCPU(procs map[string]int) cpuSample {
-	s := cpuSample{at: time.Now(), host: hostBusyTicks(), parts: map[string]int64{}}
+	s := cpuSample{at: time.Now(), host: harness.HostBusyTicks(), parts: map[string]int64{}}
 	for name, pid := range procs {
-		own, _ := statTicks(strconv.Itoa(pid))
+		own, _ := harness.ProcTicks(pid)
 		s.parts[name] = own
 	}
-	own, children := statTicks("self")
+	own, children := harness.ProcTicks(os.Getpid())
 	s.parts["benchmark"], s.parts["kubectl"] = own, children
 	return s
 }
@@ -129,11 +86,11 @@ func cpuBetween(a, b cpuSample) cpuUse {
 	sec := wall.Seconds()
 	var ours float64
 	for name, t := range b.parts {
-		c := float64(t-a.parts[name]) / clockTicks / sec
+		c := float64(t-a.parts[name]) / harness.ClockTicks / sec
 		u.cores[name] = c
 		ours += c
 	}
-	u.total = float64(b.host-a.host) / clockTicks / sec
+	u.total = float64(b.host-a.host) / harness.ClockTicks / sec
 	u.other = max(0, u.total-ours)
 	return u
 }

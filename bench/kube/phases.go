@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -292,19 +291,8 @@ func (e *env) settle() {
 
 func logRow(r *row) {
 	log.Printf("  %s: %d ok, %d failed, %.1f/s, p50 %s, p99 %s, wall %s",
-		r.name, len(r.took), r.failed, r.rate(), harness.FmtDur(pct(r.took, 50)), harness.FmtDur(pct(r.took, 99)), r.wall.Round(10*time.Millisecond))
+		r.name, len(r.took), r.failed, r.rate(), harness.FmtDur(harness.Pct(r.took, 50)), harness.FmtDur(harness.Pct(r.took, 99)), r.wall.Round(10*time.Millisecond))
 	for _, e := range r.errs {
 		log.Printf("    error: %.400s", e)
 	}
-}
-
-// pct is the nearest-rank percentile p (0–100) of v.
-func pct(v []time.Duration, p float64) time.Duration {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), v...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	k := int(float64(len(s))*p/100+0.999999) - 1
-	return s[max(0, min(k, len(s)-1))]
 }

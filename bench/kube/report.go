@@ -74,7 +74,7 @@ func report(r *runInfo) string {
 		if x.orphans >= 0 {
 			orph = fmt.Sprint(x.orphans)
 		}
-		p("| %s | %.1f | %s | %s | %s | %d | %s | %s |\n", name, x.rate(), harness.FmtDur(pct(x.took, 50)), harness.FmtDur(pct(x.took, 99)),
+		p("| %s | %.1f | %s | %s | %s | %d | %s | %s |\n", name, x.rate(), harness.FmtDur(harness.Pct(x.took, 50)), harness.FmtDur(harness.Pct(x.took, 99)),
 			harness.FmtDur(x.wall), x.failed, comp, orph)
 	}
 	p("\n")

@@ -30,7 +30,6 @@ import (
 	"log"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -396,15 +395,3 @@ func verifyClean(node, work string) {
 }
 
 func ms(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
-
-// pct is the nearest-rank percentile p (0–100) of v: with 20 values p95 is
-// the 19th smallest, with 5 it is the largest.
-func pct(v []time.Duration, p float64) time.Duration {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), v...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	k := int(float64(len(s))*p/100+0.999999) - 1
-	return s[max(0, min(k, len(s)-1))]
-}

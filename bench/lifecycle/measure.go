@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"sandpit.dev/sandpit/bench/internal/harness"
 	"sandpit.dev/sandpit/internal/runtime/local"
 	"sandpit.dev/sandpit/internal/runtime/local/proc"
 )
@@ -251,55 +252,6 @@ func listeningInodes() (map[string]bool, error) {
 	return out, nil
 }
 
-// hostBusyTicks is the CPU time (in clock ticks) the whole host has spent
-// busy since boot: user, nice, system, irq, softirq and steal.
-func hostBusyTicks() int64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0
-	}
-	var sum int64
-	for _, i := range []int{1, 2, 3, 6, 7, 8} {
-		n, _ := strconv.ParseInt(f[i], 10, 64)
-		sum += n
-	}
-	return sum
-}
-
-// treeTicks is the CPU time (in clock ticks) of pid and of its children
-// that it has waited for (and theirs): utime+stime+cutime+cstime.
-func treeTicks(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	// After the command: state(3) ppid ... utime(14) stime(15) cutime(16)
-	// cstime(17), counted from 1 with pid; f[0] is field 3.
-	if len(f) < 15 {
-		return 0
-	}
-	var sum int64
-	for _, k := range []int{11, 12, 13, 14} {
-		n, _ := strconv.ParseInt(f[k], 10, 64)
-		sum += n
-	}
-	return sum
-}
-
-// clockTicks is USER_HZ, which Linux fixes at 100 for /proc.
-const clockTicks = 100
-
 // cpuMeter tells the CPU this run used (the server and its children, this
 // process and its children) from what the rest of the host used meanwhile.
 type cpuMeter struct {
@@ -309,14 +261,21 @@ type cpuMeter struct {
 }
 
 func newCPUMeter(serverPID int) *cpuMeter {
-	return &cpuMeter{start: time.Now(), host: hostBusyTicks(), srv: treeTicks(serverPID), own: treeTicks(os.Getpid()), serverPID: serverPID}
+	return &cpuMeter{start: time.Now(), host: harness.HostBusyTicks(), srv: treeTicks(serverPID), own: treeTicks(os.Getpid()), serverPID: serverPID}
 }
 
 // read returns the cores used on average since the start by this run and by
 // everything else.
 func (m *cpuMeter) read() (ours, others float64) {
 	wall := time.Since(m.start).Seconds()
-	host := float64(hostBusyTicks()-m.host) / clockTicks
-	o := float64(treeTicks(m.serverPID)-m.srv+treeTicks(os.Getpid())-m.own) / clockTicks
+	host := float64(harness.HostBusyTicks()-m.host) / harness.ClockTicks
+	o := float64(treeTicks(m.serverPID)-m.srv+treeTicks(os.Getpid())-m.own) / harness.ClockTicks
 	return o / wall, max(0, host-o) / wall
+}
+
+// treeTicks is the CPU time (in clock ticks) of pid and of its children
+// that it has waited for (and theirs).
+func treeTicks(pid int) int64 {
+	own, children := harness.ProcTicks(pid)
+	return own + children
 }

@@ -34,13 +34,13 @@ func report(r *runInfo) string {
 		t, verdict := "", ""
 		if target > 0 {
 			t = "p50 < " + harness.FmtDur(target)
-			if pct(v, 50) < target {
+			if harness.Pct(v, 50) < target {
 				verdict = "**PASS**"
 			} else {
 				verdict = "**MISSED**"
 			}
 		}
-		p("| %s | %s | %s | %d | %s | %s |\n", name, harness.FmtDur(pct(v, 50)), harness.FmtDur(pct(v, 95)), len(v), t, verdict)
+		p("| %s | %s | %s | %d | %s | %s |\n", name, harness.FmtDur(harness.Pct(v, 50)), harness.FmtDur(harness.Pct(v, 95)), len(v), t, verdict)
 	}
 	wakes := func(get func(wakeResult) time.Duration) []time.Duration {
 		var v []time.Duration
@@ -145,7 +145,7 @@ func report(r *runInfo) string {
 			parts = append(parts, fmt.Sprintf("%s %s in %d", u, mib(m.running.perUnitPSS[u]), m.running.perUnitProc[u]))
 		}
 		p("Running, PSS by unit (command) and process count: %s. All %d became Ready %s after being created at once; suspending one took %s (p50, `Suspended` event).\n\n",
-			strings.Join(parts, "; "), m.n, harness.FmtDur(m.readyAll), harness.FmtDur(pct(m.suspendTook, 50)))
+			strings.Join(parts, "; "), m.n, harness.FmtDur(m.readyAll), harness.FmtDur(harness.Pct(m.suspendTook, 50)))
 	}
 
 	if len(r.wakes) > 0 {
@@ -226,9 +226,9 @@ func timelineTable(tls []timeline) string {
 			continue
 		}
 		if r.isMark {
-			r.sortAt = pct(r.to, 50)
+			r.sortAt = harness.Pct(r.to, 50)
 		} else {
-			r.sortAt = pct(r.from, 50)
+			r.sortAt = harness.Pct(r.from, 50)
 		}
 		list = append(list, r)
 	}
@@ -242,7 +242,7 @@ func timelineTable(tls []timeline) string {
 	b.WriteString("| step | starts | ends | duration | in runs |\n|---|---:|---:|---:|---:|\n")
 	for _, r := range list {
 		if r.isMark {
-			fmt.Fprintf(&b, "| %s |  | %s |  | %d |\n", r.name, fmtSigned(pct(r.to, 50)), r.count)
+			fmt.Fprintf(&b, "| %s |  | %s |  | %d |\n", r.name, fmtSigned(harness.Pct(r.to, 50)), r.count)
 			continue
 		}
 		var d []time.Duration
@@ -260,7 +260,7 @@ func timelineTable(tls []timeline) string {
 			sort.Strings(st)
 			name += " (" + strings.Join(st, ", ") + ")"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d |\n", name, fmtSigned(pct(r.from, 50)), fmtSigned(pct(r.to, 50)), harness.FmtDur(pct(d, 50)), r.count)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d |\n", name, fmtSigned(harness.Pct(r.from, 50)), fmtSigned(harness.Pct(r.to, 50)), harness.FmtDur(harness.Pct(d, 50)), r.count)
 	}
 	return b.String()
 }

@@ -3,20 +3,18 @@ package proxy
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"sandpit.dev/sandpit/internal/golden"
+
 	"sandpit.dev/sandpit/internal/sandbox"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // TestErrorPages renders every page the proxy answers by itself, for a
 // browser (HTML) and for everything else (JSON), against golden files.
@@ -82,7 +80,7 @@ func TestErrorPages(t *testing.T) {
 				if format == "html" && (strings.Contains(w.Body.String(), "<script>") || strings.Contains(w.Body.String(), "<panic>")) {
 					t.Errorf("unescaped markup in the page:\n%s", w.Body)
 				}
-				golden(t, filepath.Join("testdata", c.name+"."+format), dumpPage(w))
+				golden.File(t, filepath.Join("testdata", c.name+"."+format), []byte(dumpPage(w)))
 			})
 		}
 	}
@@ -126,7 +124,7 @@ func TestWakePages(t *testing.T) {
 			if w.Code != http.StatusServiceUnavailable {
 				t.Errorf("status %d, want 503", w.Code)
 			}
-			golden(t, filepath.Join("testdata", c.name+"."+c.format), dumpPage(w))
+			golden.File(t, filepath.Join("testdata", c.name+"."+c.format), []byte(dumpPage(w)))
 		})
 	}
 }
@@ -152,25 +150,5 @@ func TestHeadErrorPageHasNoBody(t *testing.T) {
 	p.ServeHTTP(w, r)
 	if w.Code != 404 || w.Body.Len() != 0 || w.Header().Get("Content-Length") == "" {
 		t.Fatalf("HEAD: %d, body %q, Content-Length %q", w.Code, w.Body, w.Header().Get("Content-Length"))
-	}
-}
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/proxy -run %s -update to create it)", err, t.Name())
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the output (run with -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }

@@ -2,32 +2,13 @@ package template
 
 import (
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"sandpit.dev/sandpit/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-// golden compares got with the file, or rewrites the file under -update.
-func golden(t *testing.T, file string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(file, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if string(want) != string(got) {
-		t.Errorf("%s differs (run go test -update to accept):\n--- want\n%s\n--- got\n%s", file, want, got)
-	}
-}
 
 // TestErrors parses every testdata/errors/<case>.yaml and compares the
 // messages with <case>.golden. Read the golden files as a user would: each
@@ -64,7 +45,7 @@ func TestErrors(t *testing.T) {
 					t.Errorf("error %q is past the end of the file (%d lines)", e, lines)
 				}
 			}
-			golden(t, strings.TrimSuffix(file, ".yaml")+".golden", []byte(err.Error()+"\n"))
+			golden.File(t, strings.TrimSuffix(file, ".yaml")+".golden", []byte(err.Error()+"\n"))
 		})
 	}
 }

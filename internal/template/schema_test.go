@@ -16,6 +16,7 @@ import (
 
 	"github.com/invopop/jsonschema"
 	"go.yaml.in/yaml/v3"
+	"sandpit.dev/sandpit/internal/golden"
 )
 
 const pkgPath = "sandpit.dev/sandpit/internal/template"
@@ -81,7 +82,7 @@ func TestSchemaComments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "schema_comments.go", src)
+	golden.File(t, "schema_comments.go", src)
 }
 
 func TestSchemaGolden(t *testing.T) {
@@ -89,7 +90,7 @@ func TestSchemaGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "testdata/schema.golden.json", append(s, '\n'))
+	golden.File(t, "testdata/schema.golden.json", append(s, '\n'))
 }
 
 func loadSchema(t *testing.T) map[string]any {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sandpit.dev/sandpit/internal/golden"
 )
 
 func mustParse(t *testing.T, file string) *Template {
@@ -54,7 +56,7 @@ func TestValid(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, strings.TrimSuffix(file, ".yaml")+".golden.json", append(out, '\n'))
+			golden.File(t, strings.TrimSuffix(file, ".yaml")+".golden.json", append(out, '\n'))
 		})
 	}
 }

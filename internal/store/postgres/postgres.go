@@ -149,6 +149,16 @@ func mustAffect(tag pgconn.CommandTag, err error) error {
 
 type scanner interface{ Scan(dest ...any) error }
 
+// queryAll runs a query and scans every row with scan (pgx.CollectRows:
+// an empty result is an empty slice, never nil, and the rows are closed).
+func queryAll[T any](ctx context.Context, s *Store, scan func(scanner) (T, error), q string, args ...any) ([]T, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (T, error) { return scan(row) })
+}
+
 func now() time.Time { return normTime(time.Now()) }
 
 // normTime is what the store keeps of t: UTC, microseconds (timestamptz's

@@ -72,20 +72,8 @@ func (s *Store) GetRepo(ctx context.Context, name string) (*sandbox.Repo, error)
 
 // ListRepos implements store.Store.
 func (s *Store) ListRepos(ctx context.Context) ([]*sandbox.Repo, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+repoColumns+` FROM repos ORDER BY name`)
+	out, err := queryAll(ctx, s, scanRepo, `SELECT `+repoColumns+` FROM repos ORDER BY name`)
 	if err != nil {
-		return nil, fmt.Errorf("list repository bindings: %w", err)
-	}
-	defer rows.Close()
-	out := []*sandbox.Repo{}
-	for rows.Next() {
-		r, err := scanRepo(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list repository bindings: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list repository bindings: %w", err)
 	}
 	return out, nil

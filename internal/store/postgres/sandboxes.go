@@ -114,20 +114,8 @@ func (s *Store) ListSandboxes(ctx context.Context, opts store.ListOptions) ([]*s
 	}
 	q += ` ORDER BY created_at, id`
 
-	rows, err := s.pool.Query(ctx, q, args...)
+	out, err := queryAll(ctx, s, scanSandbox, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list sandboxes: %w", err)
-	}
-	defer rows.Close()
-	out := []*sandbox.Sandbox{}
-	for rows.Next() {
-		sb, err := scanSandbox(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list sandboxes: %w", err)
-		}
-		out = append(out, sb)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list sandboxes: %w", err)
 	}
 	return out, nil

@@ -87,20 +87,8 @@ func (s *Store) GetSnapshotByName(ctx context.Context, name string) (*sandbox.Sn
 // ListSnapshots implements store.Store. The index behind name's UNIQUE
 // constraint (COLLATE "C") gives the order without a sort.
 func (s *Store) ListSnapshots(ctx context.Context) ([]*sandbox.Snapshot, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+snapshotColumns+` FROM snapshots ORDER BY name`)
+	out, err := queryAll(ctx, s, scanSnapshot, `SELECT `+snapshotColumns+` FROM snapshots ORDER BY name`)
 	if err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
-	}
-	defer rows.Close()
-	out := []*sandbox.Snapshot{}
-	for rows.Next() {
-		snap, err := scanSnapshot(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list snapshots: %w", err)
-		}
-		out = append(out, snap)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}
 	return out, nil

@@ -112,20 +112,7 @@ func (s *Store) ListTemplateVersions(ctx context.Context, name string) ([]store.
 }
 
 func (s *Store) queryTemplates(ctx context.Context, query string, args ...any) ([]store.TemplateVersion, error) {
-	rows, err := s.pool.Query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	tvs := []store.TemplateVersion{}
-	for rows.Next() {
-		tv, err := scanTemplate(rows)
-		if err != nil {
-			return nil, err
-		}
-		tvs = append(tvs, tv)
-	}
-	return tvs, rows.Err()
+	return queryAll(ctx, s, scanTemplate, query, args...)
 }
 
 func scanTemplate(sc scanner) (store.TemplateVersion, error) {

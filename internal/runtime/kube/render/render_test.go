@@ -2,69 +2,17 @@ package render
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"sandpit.dev/sandpit/internal/golden"
 	"sandpit.dev/sandpit/internal/template"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files with what the tests got")
-
-// golden compares got with testdata/<name>, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run the test with -update to create it)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs from what the test got (run with -update if the change is right):\n%s", path, lineDiff(string(want), string(got)))
-	}
-}
-
-// lineDiff shows the first lines that differ, enough to see what moved.
-func lineDiff(a, b string) string {
-	x, y := strings.Split(a, "\n"), strings.Split(b, "\n")
-	for i := 0; i < len(x) || i < len(y); i++ {
-		var l, r string
-		if i < len(x) {
-			l = x[i]
-		}
-		if i < len(y) {
-			r = y[i]
-		}
-		if l != r {
-			end := min(i+8, max(len(x), len(y)))
-			var out strings.Builder
-			for j := i; j < end; j++ {
-				if j < len(x) {
-					out.WriteString("-" + x[j] + "\n")
-				}
-			}
-			for j := i; j < end; j++ {
-				if j < len(y) {
-					out.WriteString("+" + y[j] + "\n")
-				}
-			}
-			return "line " + strconv.Itoa(i+1) + ":\n" + out.String()
-		}
-	}
-	return ""
-}
 
 func parse(t *testing.T, src string) *template.Template {
 	t.Helper()
@@ -208,7 +156,7 @@ func TestGenerated(t *testing.T) {
 	tmpl := parse(t, generatedTemplate)
 	res := mustRender(t, tmpl, options(""))
 	got := renderYAML(t, res)
-	golden(t, "generated.golden.yaml", got)
+	golden.File(t, "testdata/generated.golden.yaml", got)
 
 	// Same inputs, same bytes.
 	again := renderYAML(t, mustRender(t, tmpl, options("")))
@@ -280,7 +228,7 @@ func TestManifests(t *testing.T) {
 
 	opts.AllowClusterKinds = []string{"ClusterRole.rbac.authorization.k8s.io"}
 	res := mustRender(t, tmpl, opts)
-	golden(t, "manifests.golden.yaml", renderYAML(t, res))
+	golden.File(t, "testdata/manifests.golden.yaml", renderYAML(t, res))
 
 	if has(res, "Namespace", "production") {
 		t.Error("the manifests' Namespace was kept")
@@ -448,7 +396,7 @@ func TestKustomize(t *testing.T) {
 	overlay := "testdata/kustomize/overlays/preview/kustomization.yaml"
 	tmpl := parse(t, kustomizeTemplate)
 	res := mustRender(t, tmpl, options("testdata"))
-	golden(t, "kustomize.golden.yaml", renderYAML(t, res))
+	golden.File(t, "testdata/kustomize.golden.yaml", renderYAML(t, res))
 
 	dep := find(t, res, "Deployment", "preview-web")
 	if got := nested(t, dep, "spec", "replicas"); got != int64(1) {
@@ -510,7 +458,7 @@ func TestHelm(t *testing.T) {
 	tmpl := parse(t, helmTemplate)
 	opts := options("testdata")
 	res := mustRender(t, tmpl, opts)
-	golden(t, "helm.golden.yaml", renderYAML(t, res))
+	golden.File(t, "testdata/helm.golden.yaml", renderYAML(t, res))
 
 	api := find(t, res, "Deployment", "shop-api")
 	c := container(t, api, "api")
